@@ -1,0 +1,1 @@
+"""Datasets (Minari, built-in toy problems) and the functional replay buffer."""

@@ -1,0 +1,1 @@
+"""Gymnasium adapters: action scaling and vectorised evaluation."""

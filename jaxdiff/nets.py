@@ -1,0 +1,171 @@
+"""Network definitions (flax.linen), with explicit (obs, action, t) inputs.
+
+Every layer uses PyTorch's default initialisation (weights and biases ~ U(+-1/sqrt(fan_in))) because the
+official SRPO and QVPO code is PyTorch and its tuned hyperparameters (beta, learning rates) were found with
+that init. LayerNorm uses eps=1e-5 for the same reason. BUILD_NOTES.md records both choices.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def mish(x: jax.Array) -> jax.Array:
+    """Mish activation, x * tanh(softplus(x)) (torch.nn.Mish)."""
+    return x * jnp.tanh(jax.nn.softplus(x))
+
+
+def _torch_uniform(bound: float):
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+class Dense(nn.Module):
+    """nn.Dense with PyTorch's default init: kernel and bias ~ U(+-1/sqrt(fan_in))."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        fan_in = x.shape[-1]
+        bound = 1.0 / math.sqrt(fan_in)
+        kernel = self.param("kernel", _torch_uniform(bound), (fan_in, self.features))
+        bias = self.param("bias", _torch_uniform(bound), (self.features,))
+        return x @ kernel + bias
+
+
+class MLP(nn.Module):
+    """Dense stack; activation after every hidden layer, none after the output layer."""
+
+    hidden: Sequence[int]
+    out_dim: int
+    activation: Callable[[jax.Array], jax.Array] = nn.relu
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for width in self.hidden:
+            x = self.activation(Dense(width)(x))
+        return Dense(self.out_dim)(x)
+
+
+class GaussianFourierFeatures(nn.Module):
+    """[sin(2 pi t W), cos(2 pi t W)] with W ~ N(0, scale^2) FIXED at init.
+
+    W lives in the 'constants' collection, not 'params': it is saved and restored with the model but an
+    optimizer over params never touches it (the official code sets requires_grad=False).
+    """
+
+    half_dim: int = 32
+    scale: float = 30.0
+
+    @nn.compact
+    def __call__(self, t: jax.Array) -> jax.Array:
+        w = self.variable(
+            "constants", "W", lambda: self.scale * jax.random.normal(self.make_rng("params"), (self.half_dim,))
+        ).value
+        proj = t[..., None] * w * 2.0 * jnp.pi
+        return jnp.concatenate([jnp.sin(proj), jnp.cos(proj)], axis=-1)
+
+
+def sinusoidal_embedding(t: jax.Array, dim: int) -> jax.Array:
+    """Transformer-style embedding of (integer) diffusion steps, as Diffusion-QL's SinusoidalPosEmb."""
+    half = dim // 2
+    freqs = jnp.exp(jnp.arange(half) * -(math.log(10000.0) / (half - 1)))
+    args = t.astype(jnp.float32)[..., None] * freqs
+    return jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=-1)
+
+
+class LNResNetNoiseNet(nn.Module):
+    """SRPO / IDQL behavior noise net eps(a_t, t, s) for the continuous-time VP-SDE.
+
+    time: Fourier(32 -> 64) -> Dense 128 -> Mish -> Dense 128; input concat(a_t, s, t_emb) -> Dense 256;
+    n_blocks x [x + Dense(Mish(Dense_4w(LayerNorm(Dropout(x)))))]; head Mish -> Dense a_dim.
+    Dropout is active only when `train=True` (an rng named 'dropout' must then be given).
+    """
+
+    action_dim: int
+    width: int = 256
+    n_blocks: int = 3
+    dropout: float = 0.1
+    fourier_scale: float = 30.0
+    layer_norm_eps: float = 1e-5
+
+    @nn.compact
+    def __call__(self, a_t: jax.Array, t: jax.Array, obs: jax.Array, train: bool = False) -> jax.Array:
+        temb = GaussianFourierFeatures(32, self.fourier_scale)(t)
+        temb = Dense(128)(mish(Dense(128)(temb)))
+        x = Dense(self.width)(jnp.concatenate([a_t, obs, temb], axis=-1))
+        for _ in range(self.n_blocks):
+            h = nn.Dropout(self.dropout, deterministic=not train)(x)
+            h = nn.LayerNorm(epsilon=self.layer_norm_eps)(h)
+            h = Dense(self.width)(mish(Dense(4 * self.width)(h)))
+            x = x + h
+        return Dense(self.action_dim)(mish(x))
+
+
+class MishMLPNoiseNet(nn.Module):
+    """QVPO (DIPO) noise net eps(x_t, t, s) for the discrete DDPM; t is the integer step.
+
+    time: sinusoidal(32) -> Dense 256 -> Mish -> Dense 32; concat(x_t, t_emb, s) -> 3 x (Dense 256, Mish) -> a_dim.
+    """
+
+    action_dim: int
+    hidden: int = 256
+    n_hidden: int = 3
+    t_dim: int = 32
+
+    @nn.compact
+    def __call__(self, x_t: jax.Array, t: jax.Array, obs: jax.Array) -> jax.Array:
+        temb = sinusoidal_embedding(t, self.t_dim)
+        temb = Dense(self.t_dim)(mish(Dense(256)(temb)))
+        x = jnp.concatenate([x_t, temb, obs], axis=-1)
+        return MLP([self.hidden] * self.n_hidden, self.action_dim, activation=mish)(x)
+
+
+class TwinQ(nn.Module):
+    """n independent Q(s, a) MLPs evaluated in one call via nn.vmap; returns shape (n, ...batch)."""
+
+    hidden: Sequence[int] = (256, 256)
+    activation: Callable[[jax.Array], jax.Array] = nn.relu
+    n: int = 2
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        ensemble = nn.vmap(
+            MLP,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=self.n,
+        )
+        q = ensemble(self.hidden, 1, self.activation)(jnp.concatenate([obs, action], axis=-1))
+        return q[..., 0]
+
+
+class ValueNet(nn.Module):
+    """V(s) MLP; returns shape (...batch,)."""
+
+    hidden: Sequence[int] = (256, 256)
+    activation: Callable[[jax.Array], jax.Array] = nn.relu
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return MLP(self.hidden, 1, self.activation)(obs)[..., 0]
+
+
+class DiracPolicy(nn.Module):
+    """Deterministic policy a = tanh(MLP(s)) (SRPO's extracted policy)."""
+
+    action_dim: int
+    hidden: Sequence[int] = (256, 256)
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return jnp.tanh(MLP(self.hidden, self.action_dim, nn.relu)(obs))

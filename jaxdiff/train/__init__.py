@@ -1,0 +1,1 @@
+"""Training utilities shared by all algorithms: scanned update chunks, orbax checkpoints, metrics logging."""

@@ -1,0 +1,31 @@
+"""Jit-friendly training chunks: K updates in one lax.scan, metrics averaged inside the chunk.
+
+Averaging inside the scan (rather than stacking K metric dicts) keeps memory flat however long the chunk is,
+which is the out-of-memory problem users of scan-based RL code keep reporting.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+UpdateFn = Callable[[Any, jax.Array], tuple[Any, dict]]
+
+
+def scan_updates(update: UpdateFn, state: Any, key: jax.Array, num_steps: int) -> tuple[Any, dict]:
+    """Apply `update(state, key) -> (state, metrics)` num_steps times; return final state and mean metrics.
+
+    Pure and not jitted: wrap it with jax.jit (num_steps static) or vmap it over seeds.
+    """
+    keys = jax.random.split(key, num_steps)
+    _, metrics_shape = jax.eval_shape(update, state, keys[0])
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics_shape)
+
+    def body(carry, k):
+        st, acc = carry
+        st, m = update(st, k)
+        return (st, jax.tree.map(jnp.add, acc, m)), None
+
+    (state, total), _ = jax.lax.scan(body, (state, zeros), keys)
+    return state, jax.tree.map(lambda x: x / num_steps, total)
