@@ -22,3 +22,6 @@ class OnlineAgent(NamedTuple):
     act: Callable[[Any, jax.Array, jax.Array], jax.Array]
     # update(state, batch: Transition, key) -> (state, metrics: dict of scalar arrays). One gradient step.
     update: Callable[[Any, Transition, jax.Array], tuple[Any, dict]]
+    # Replay rows one `update` call consumes: the runner samples this many uniformly and passes them as `batch`.
+    # (QVPO takes 2 x its batch size: one half for the critic, a fresh half for the actor, as the official code.)
+    replay_rows: int = 256

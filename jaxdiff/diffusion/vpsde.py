@@ -61,13 +61,16 @@ def score(eps_fn: EpsFn, x_t: jax.Array, t: jax.Array) -> jax.Array:
     return -eps_fn(x_t, t) / sigma[..., None]
 
 
-def solver_times(steps: int, t_start: float = 1.0, t_end: float = 1e-3, skip: str = "logSNR") -> jax.Array:
+def solver_times(
+    steps: int, t_start: float = 1.0, t_end: float = 1e-3, skip: str = "logSNR",
+    beta_0: float = BETA_0, beta_1: float = BETA_1,
+) -> jax.Array:
     """steps+1 decreasing times from t_start to t_end, uniform in time or in log-SNR."""
     if skip == "time_uniform":
         return jnp.linspace(t_start, t_end, steps + 1)
     if skip == "logSNR":
-        lams = jnp.linspace(log_snr(jnp.asarray(t_start)), log_snr(jnp.asarray(t_end)), steps + 1)
-        return inverse_log_snr(lams)
+        lam = lambda t: log_snr(jnp.asarray(t), beta_0, beta_1)  # noqa: E731
+        return inverse_log_snr(jnp.linspace(lam(t_start), lam(t_end), steps + 1), beta_0, beta_1)
     raise ValueError(f"unknown skip type {skip!r}; use 'logSNR' or 'time_uniform'")
 
 
@@ -80,6 +83,8 @@ def dpm_solver_sample(
     t_end: float = 1e-3,
     skip: str = "logSNR",
     x_init: jax.Array | None = None,
+    beta_0: float = BETA_0,
+    beta_1: float = BETA_1,
 ) -> jax.Array:
     """Multistep DPM-Solver (Lu et al. 2022, noise-prediction form) from t=1 to t_end, one NFE per step.
 
@@ -92,8 +97,8 @@ def dpm_solver_sample(
     if steps < 1:
         raise ValueError(f"DPM-Solver needs at least one step, got {steps}")
     x = jax.random.normal(key, shape) if x_init is None else x_init
-    ts = solver_times(steps, 1.0, t_end, skip)
-    lams = log_snr(ts)
+    ts = solver_times(steps, 1.0, t_end, skip, beta_0, beta_1)
+    lams = log_snr(ts, beta_0, beta_1)
     batch = shape[:-1]
 
     def eps_at(x, t):
@@ -105,8 +110,8 @@ def dpm_solver_sample(
         lam_s, lam_t = lams[i], lams[i + 1]
         e0 = eps_at(x, t_s)
         h = lam_t - lam_s
-        alpha_s, _ = alpha_sigma(t_s)
-        alpha_t, sigma_t = alpha_sigma(t_t)
+        alpha_s, _ = alpha_sigma(t_s, beta_0, beta_1)
+        alpha_t, sigma_t = alpha_sigma(t_t, beta_0, beta_1)
         phi1 = jnp.expm1(h)
         base = (alpha_t / alpha_s) * x - sigma_t * phi1 * e0
         # Second order: previous point s1 = ts[i-1].

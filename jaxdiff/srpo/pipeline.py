@@ -1,0 +1,376 @@
+"""Host side of SRPO: datasets, the three stages as jitted chunks, eval, logging, checkpoints, resume, load_policy.
+
+Each stage is a short Python loop around one jitted chunk (a lax.scan of `log_every` updates). Chunk k of a
+stage always covers steps [k*K, (k+1)*K) and uses the key fold_in(stage_key, k*K), and checkpoints are taken at
+chunk boundaries, so a run resumed from its latest checkpoint replays exactly what an uninterrupted run does.
+
+Workdir layout:
+  config.json                 SRPOConfig + run settings + dataset description
+  checkpoints/<stage>/<step>  orbax: whole train state + config JSON (stage in behavior, critic, policy)
+  metrics.jsonl               one record per chunk (and per evaluation), field "stage"
+  summary.json                per-stage final metrics, final evaluation, steps/s per stage ("timing")
+  curves_<stage>.png          learning curves; bandit.png for the toy problems
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdiff.data import bandits
+from jaxdiff.data.minari_data import OfflineDataset, eval_env_id, load_minari, resolve_name
+from jaxdiff.srpo import behavior, critic, policy, train
+from jaxdiff.srpo.config import STAGE_FIELDS, SRPOConfig, make_config, preset_for
+from jaxdiff.train.checkpoint import Checkpointer
+from jaxdiff.train.logging import MetricsWriter, plot_curves, progress, read_metrics, write_json
+
+log = logging.getLogger("jaxdiff.srpo")
+
+STAGES = ("behavior", "critic", "policy")
+_STAGE_IDS = {"behavior": 0, "critic": 1, "policy": 2}
+_CHUNKS = {
+    "behavior": jax.jit(train.behavior_chunk, static_argnames="num_steps"),
+    "critic": jax.jit(train.critic_chunk, static_argnames="num_steps"),
+    "policy": jax.jit(train.policy_chunk, static_argnames="num_steps"),
+}
+_ACT = jax.jit(policy.act)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything about a run that is not the algorithm."""
+
+    env: str = "bandit-8gaussians"
+    seed: int = 0
+    workdir: str | None = None  # default runs/srpo_<env>_<seed>
+    stage: str = "all"  # behavior | critic | policy | all
+    resume: bool = False
+    overwrite: bool = False
+    log_every: int = 1000  # chunk size: updates per jitted call, and the metrics interval
+    eval_every: int = 0  # policy-stage evaluation interval (0: only at the end); a multiple of log_every
+    checkpoint_every: int = 50_000  # a multiple of log_every; a checkpoint is also taken at each stage end
+    eval_episodes: int = 20
+    eval_seed: int = 10_000  # evaluation episodes use seeds eval_seed + i, independent of the training seed
+    ref_min_score: float | None = None
+    ref_max_score: float | None = None
+    progress_bar: bool | None = None  # None: on when stderr is a terminal
+
+    def validate(self) -> None:
+        if self.stage not in STAGES + ("all",):
+            raise ValueError(f"--stage must be one of behavior, critic, policy, all; got {self.stage!r}")
+        if self.log_every < 1:
+            raise ValueError(f"--log_every must be >= 1, got {self.log_every}")
+        for name in ("eval_every", "checkpoint_every"):
+            v = getattr(self, name)
+            if v < 0 or v % self.log_every:
+                raise ValueError(f"--{name}={v} must be a non-negative multiple of --log_every={self.log_every} "
+                                 f"(checkpoints and evaluations happen between jitted chunks)")
+        if self.eval_episodes < 0:
+            raise ValueError(f"--eval_episodes must be >= 0, got {self.eval_episodes}")
+        if self.resume and self.overwrite:
+            raise ValueError("--resume and --overwrite exclude each other")
+
+
+def default_workdir(env: str, seed: int) -> str:
+    return os.path.join("runs", f"srpo_{re.sub(r'[^A-Za-z0-9_.-]+', '_', env)}_{seed}")
+
+
+# ----------------------------------------------------------------------------------------------- datasets
+def is_bandit(env: str) -> bool:
+    return env.startswith("bandit-")
+
+
+def task_for(env: str) -> str | None:
+    """Preset key of an --env value (no data is read)."""
+    if is_bandit(env):
+        return f"bandit-{bandits.get(env).name}"
+    return resolve_name(env)[0]
+
+
+def load_dataset(env: str, ref_min_score: float | None = None, ref_max_score: float | None = None) -> OfflineDataset:
+    """A toy bandit (bandit-<name>) or a Minari dataset / short name, as an OfflineDataset."""
+    if is_bandit(env):
+        ds = bandits.make_dataset(env)
+        if (ref_min_score is None) != (ref_max_score is None):
+            raise ValueError("give both --ref_min_score and --ref_max_score, or neither")
+        if ref_min_score is not None:
+            ds.ref_min_score, ds.ref_max_score = float(ref_min_score), float(ref_max_score)
+        return ds
+    return load_minari(env, ref_min_score, ref_max_score)
+
+
+def configure(env: str, **overrides) -> SRPOConfig:
+    """SRPOConfig for an --env: defaults <- its task preset <- overrides (None = keep)."""
+    return make_config(task_for(env), **overrides)
+
+
+# ----------------------------------------------------------------------------------------------- keys
+def stage_keys(seed: int, stage: str) -> tuple[jax.Array, jax.Array]:
+    """(init key, train key) of a stage; independent across stages, so (a) and (b) do not depend on each other."""
+    k = jax.random.fold_in(jax.random.PRNGKey(seed), _STAGE_IDS[stage])
+    return jax.random.fold_in(k, 0), jax.random.fold_in(k, 1)
+
+
+def init_states(seed: int, obs_dim: int, action_dim: int, cfg: SRPOConfig, upto: str = "policy") -> dict:
+    """Fresh states of all stages up to `upto` (the policy is built from the fresh behavior/critic)."""
+    out = {"behavior": behavior.init(stage_keys(seed, "behavior")[0], obs_dim, action_dim, cfg),
+           "critic": critic.init(stage_keys(seed, "critic")[0], obs_dim, action_dim, cfg)}
+    if upto == "policy":
+        out["policy"] = policy.init(stage_keys(seed, "policy")[0], obs_dim, action_dim, cfg, out["behavior"], out["critic"])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- evaluation
+def evaluate(state: policy.PolicyState, dataset: OfflineDataset, episodes: int, seed: int) -> dict:
+    """Deterministic-policy evaluation: known reward for bandits, vectorised gymnasium rollouts otherwise."""
+    if dataset.kind == "bandit":
+        a = np.asarray(_ACT(state, jnp.zeros((1, dataset.obs_dim))))[0]
+        r = float(dataset.bandit.reward(a[None])[0])
+        out = {"mean_return": r, "std_return": 0.0, "episodes": 1, "returns": [r], "action": a.tolist(),
+               "support_mass": float(bandits.support_mass(a, dataset.data.action[:20_000])[0])}
+    else:
+        from jaxdiff.envs.evaluate import evaluate_policy
+
+        env_id = eval_env_id(dataset)
+        res = evaluate_policy(env_id, lambda obs, step: _ACT(state, jnp.asarray(obs)), num_episodes=episodes, seed=seed)
+        out = {"mean_return": res["mean"], "std_return": res["std"], "episodes": episodes,
+               "returns": res["returns"].tolist(), "lengths": res["lengths"].tolist()}
+    out["normalized_score"] = normalized_score(out["mean_return"], dataset)
+    if out["normalized_score"] is not None:
+        out["normalized_scores"] = [normalized_score(r, dataset) for r in out["returns"]]
+        out["normalized_score_std"] = float(np.std(out["normalized_scores"]))
+    return out
+
+
+def normalized_score(ret: float, dataset: OfflineDataset) -> float | None:
+    """100 (return - ref_min) / (ref_max - ref_min), or None when the dataset has no reference scores."""
+    if dataset.ref_min_score is None or dataset.ref_max_score is None:
+        return None
+    return 100.0 * (ret - dataset.ref_min_score) / (dataset.ref_max_score - dataset.ref_min_score)
+
+
+# ----------------------------------------------------------------------------------------------- checkpoints
+def _ckpt_dir(workdir: str, stage: str) -> str:
+    return os.path.join(workdir, "checkpoints", stage)
+
+
+def _checkpoint_config(cfg: SRPOConfig, run: RunConfig, dataset: OfflineDataset, stage: str) -> dict:
+    return {"stage": stage, "srpo": cfg.to_dict(), "run": dataclasses.asdict(run), "dataset": dataset.describe()}
+
+
+def _check_compatible(saved: dict, cfg: SRPOConfig, stage: str, where: str) -> None:
+    old = saved.get("srpo", {})
+    diff = [f for f in STAGE_FIELDS[stage] if f in old and old[f] != getattr(cfg, f)]
+    if diff:
+        pairs = ", ".join(f"{f}: saved {old[f]!r} vs now {getattr(cfg, f)!r}" for f in diff)
+        raise ValueError(f"the {stage} checkpoint in {where} was made with different settings ({pairs}); "
+                         f"use the same flags, --overwrite, or a new --workdir")
+
+
+def _total_steps(cfg: SRPOConfig, stage: str) -> int:
+    return getattr(cfg, f"{stage}_steps")
+
+
+def _prune_metrics(path: str, stage: str, after_step: int) -> None:
+    """Drop this stage's records past `after_step` (they are replayed by the resumed run)."""
+    records = read_metrics(path)
+    keep = [r for r in records if not (r.get("stage") == stage and r.get("step", 0) > after_step)]
+    if len(keep) != len(records):
+        with open(path, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in keep)
+
+
+# ----------------------------------------------------------------------------------------------- stage loop
+def _train_stage(stage: str, state: Any, data: Any, cfg: SRPOConfig, run: RunConfig, ckpt: Checkpointer,
+                 writer: MetricsWriter, ckpt_config: dict,
+                 eval_fn: Callable[[Any], dict] | None = None) -> tuple[Any, dict, dict]:
+    total = _total_steps(cfg, stage)
+    step = int(state.step)
+    _, train_key = stage_keys(run.seed, stage)
+    chunk_fn = _CHUNKS[stage]
+    K = run.log_every
+    last: dict = {}
+    chunk_times: list[tuple[int, float]] = []
+    t_stage = time.perf_counter()
+    bar = progress(total, desc=stage, initial=step, disable=None if run.progress_bar is None else not run.progress_bar)
+    while step < total:
+        n = min(K, total - step)
+        t0 = time.perf_counter()
+        state, metrics = chunk_fn(state, data, jax.random.fold_in(train_key, step), num_steps=n)
+        metrics = jax.device_get(metrics)
+        dt = time.perf_counter() - t0
+        chunk_times.append((n, dt))
+        step += n
+        bar.update(n)
+        last = {k: float(v) for k, v in metrics.items()}
+        record = {"stage": stage, "step": step, **last, "steps_per_s": n / dt}
+        if eval_fn is not None and run.eval_every and step % run.eval_every == 0 and step < total:
+            ev = eval_fn(state)
+            record.update(eval_return=ev["mean_return"], eval_score=ev["normalized_score"])
+        writer.write(record)
+        bar.set_postfix({k: f"{v:.3g}" for k, v in list(last.items())[:3]})
+        if (run.checkpoint_every and step % run.checkpoint_every == 0) or step == total:
+            ckpt.save(step, state, ckpt_config)
+    if total == 0 or ckpt.latest_step() is None:
+        ckpt.save(step, state, ckpt_config)
+    bar.close()
+    timing = {"time_s": time.perf_counter() - t_stage, "chunks": len(chunk_times)}
+    if chunk_times:
+        steady = chunk_times[1:] if len(chunk_times) > 1 else chunk_times
+        timing["steps_per_s"] = sum(n for n, _ in steady) / max(sum(t for _, t in steady), 1e-9)
+        timing["first_chunk_s"] = chunk_times[0][1]
+    return state, last, timing
+
+
+# ----------------------------------------------------------------------------------------------- run
+def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, dataset: OfflineDataset | None = None) -> dict:
+    """Run (or resume) the requested stages; returns the summary dict that is also written to summary.json."""
+    run_cfg.validate()
+    workdir = run_cfg.workdir or default_workdir(run_cfg.env, run_cfg.seed)
+    run_cfg = dataclasses.replace(run_cfg, workdir=workdir)
+    if dataset is None:
+        dataset = load_dataset(run_cfg.env, run_cfg.ref_min_score, run_cfg.ref_max_score)
+    if cfg is None:
+        cfg = configure(run_cfg.env)
+    _, preset_note = preset_for(dataset.task)
+    os.makedirs(workdir, exist_ok=True)
+    to_train = STAGES if run_cfg.stage == "all" else (run_cfg.stage,)
+    needed = STAGES[: STAGES.index(to_train[-1]) + 1] if run_cfg.stage in ("all", "policy") else to_train
+
+    # Decide, before any work, what each stage does: train fresh, continue, or reuse a finished checkpoint.
+    plan: dict[str, tuple[str, int | None]] = {}
+    for stage in needed:
+        ck = Checkpointer(_ckpt_dir(workdir, stage))
+        latest = ck.latest_step()
+        where = _ckpt_dir(workdir, stage)
+        if stage in to_train:
+            if latest is not None and run_cfg.overwrite:
+                ck.close()
+                shutil.rmtree(where)
+                plan[stage] = ("fresh", None)
+                continue
+            if latest is not None and not run_cfg.resume:
+                raise ValueError(f"{where} already has a {stage} checkpoint (step {latest}); pass --resume to continue "
+                                 f"or reuse it, --overwrite to start over, or choose a new --workdir")
+            if latest is not None:
+                _check_compatible(ck.restore_config(latest), cfg, stage, where)
+            plan[stage] = ("resume", latest) if latest is not None else ("fresh", None)
+        else:
+            if latest is None or latest < _total_steps(cfg, stage):
+                raise ValueError(f"--stage={run_cfg.stage} needs a finished {stage} stage in {workdir} (found "
+                                 f"{'none' if latest is None else f'step {latest}'}); run --stage={stage} first")
+            _check_compatible(ck.restore_config(latest), cfg, stage, where)
+            plan[stage] = ("reuse", latest)
+        ck.close()
+
+    write_json(os.path.join(workdir, "config.json"),
+               {"srpo": cfg.to_dict(), "run": dataclasses.asdict(run_cfg), "dataset": dataset.describe(),
+                "preset": preset_note})
+    summary_path = os.path.join(workdir, "summary.json")
+    summary: dict = {}
+    if os.path.exists(summary_path) and not run_cfg.overwrite:
+        with open(summary_path) as f:
+            summary = json.load(f)
+    summary.update(env=run_cfg.env, seed=run_cfg.seed, workdir=workdir, dataset=dataset.describe(),
+                   config=cfg.to_dict(), preset=preset_note)
+    summary.setdefault("stages", {})
+    summary.setdefault("timing", {})
+    notes = []
+    if dataset.ref_min_score is None:
+        notes.append(f"dataset {dataset.name} has no ref_min_score/ref_max_score, so no normalised score; pass "
+                     f"--ref_min_score and --ref_max_score (e.g. random and expert policy returns) to get one")
+        log.warning(notes[-1])
+    summary["notes"] = notes
+
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
+    for stage, (mode, latest) in plan.items():
+        if mode == "fresh":
+            _prune_metrics(metrics_path, stage, 0)
+            summary["stages"].pop(stage, None)
+            summary["timing"].pop(stage, None)
+        elif mode == "resume":
+            _prune_metrics(metrics_path, stage, latest)
+    writer = MetricsWriter(metrics_path)
+    data = jax.device_put(dataset.data)
+    fresh = init_states(run_cfg.seed, dataset.obs_dim, dataset.action_dim, cfg, upto="critic")
+    states: dict[str, Any] = {}
+
+    def eval_fn(st):
+        return evaluate(st, dataset, run_cfg.eval_episodes, run_cfg.eval_seed)
+
+    for stage in needed:
+        mode, latest = plan[stage]
+        if stage == "policy":
+            target = policy.init(stage_keys(run_cfg.seed, "policy")[0], dataset.obs_dim, dataset.action_dim, cfg,
+                                 states["behavior"], states["critic"])
+        else:
+            target = fresh[stage]
+        ck = Checkpointer(_ckpt_dir(workdir, stage))
+        if mode in ("resume", "reuse"):
+            _, target = ck.restore(target, latest)
+            log.info("%s: restored step %d from %s", stage, latest, _ckpt_dir(workdir, stage))
+        if mode == "reuse" or int(target.step) >= _total_steps(cfg, stage):
+            states[stage] = target
+            ck.close()
+            continue
+        state, last, timing = _train_stage(
+            stage, target, data, cfg, run_cfg, ck, writer, _checkpoint_config(cfg, run_cfg, dataset, stage),
+            eval_fn if (stage == "policy" and run_cfg.eval_episodes > 0) else None)
+        ck.close()
+        states[stage] = state
+        summary["stages"][stage] = {"steps": int(state.step), "final_metrics": last}
+        summary["timing"][stage] = timing
+        write_json(summary_path, summary)
+    writer.close()
+
+    records = read_metrics(metrics_path)
+    for stage in needed:
+        keys = sorted({k for r in records if r.get("stage") == stage for k in r} - {"stage", "step", "steps_per_s"})
+        plot_curves([r for r in records if r.get("stage") == stage], "step", keys,
+                    os.path.join(workdir, f"curves_{stage}.png"), title=f"SRPO {stage} - {run_cfg.env}")
+    if "policy" in states:
+        if run_cfg.eval_episodes > 0:
+            summary["eval"] = {**eval_fn(states["policy"]), "seed": run_cfg.eval_seed}
+            ev = summary["eval"]
+            log.info("final evaluation: return %.3f +- %.3f, normalised score %s", ev["mean_return"], ev["std_return"],
+                     "n/a" if ev["normalized_score"] is None else f"{ev['normalized_score']:.1f}")
+        if dataset.kind == "bandit":
+            from jaxdiff.srpo.plots import bandit_figure
+
+            bandit_figure(states["behavior"], states["policy"], dataset, os.path.join(workdir, "bandit.png"))
+    write_json(summary_path, summary)
+    return summary
+
+
+# ----------------------------------------------------------------------------------------------- loading
+def load_policy_state(workdir: str, step: int | None = None) -> policy.PolicyState:
+    """The PolicyState of the latest (or given) policy checkpoint in `workdir`."""
+    ck = Checkpointer(_ckpt_dir(workdir, "policy"))
+    if ck.latest_step() is None:
+        raise FileNotFoundError(f"no policy checkpoint in {_ckpt_dir(workdir, 'policy')}; run --stage=policy first")
+    saved = ck.restore_config(step)
+    cfg = SRPOConfig.from_dict(saved["srpo"])
+    obs_dim, action_dim = saved["dataset"]["obs_dim"], saved["dataset"]["action_dim"]
+    seed = saved["run"]["seed"]
+    target = jax.eval_shape(lambda: init_states(seed, obs_dim, action_dim, cfg)["policy"])
+    _, state = ck.restore(target, step)
+    ck.close()
+    return state
+
+
+def load_policy(workdir: str, step: int | None = None) -> Callable[[Any], jax.Array]:
+    """A jitted act(obs (B, obs_dim)) -> actions (B, action_dim) in [-1, 1] from a run's policy checkpoint.
+
+    Map actions to the env's box with jaxdiff.envs.evaluate.scale_action (identity for [-1, 1] boxes).
+    """
+    state = load_policy_state(workdir, step)
+    return jax.jit(lambda obs: policy.act(state, obs))
