@@ -276,9 +276,10 @@ def run_gym(
     action_dim = int(np.prod(env.action_space.shape))
     low, high = env.action_space.low, env.action_space.high
 
-    rs = init_runner(agent, jax.random.PRNGKey(cfg.seed), obs_dim, action_dim, min(cfg.buffer_size, cfg.total_steps))
+    rs = init_runner(agent, jax.random.PRNGKey(cfg.seed), obs_dim, action_dim, cfg.buffer_size)
     ckpt = _open_checkpoints(workdir, resume, overwrite)
-    meta_out = {"runner": cfg.to_dict(), "env": env_id, **(run_info or {})}
+    meta_out = {"runner": cfg.to_dict(), "env": env_id, "driver": "gym", "obs_dim": obs_dim,
+                "action_dim": action_dim, **(run_info or {})}
     host = {"episodes": 0, "replay_size": 0}
     resumed_from = None
     if resume and ckpt.latest_step() is not None:
@@ -302,10 +303,10 @@ def run_gym(
     update_after = max(cfg.warmup_steps, 1)
 
     def evaluate(step: int) -> dict:
-        st = rs.agent
+        st, k_step = rs.agent, jax.random.fold_in(eval_key, step)
         res = evaluate_policy(
             env_id,
-            lambda o, i: np.asarray(act_eval(st, jnp.asarray(o), jax.random.fold_in(jax.random.fold_in(eval_key, step), i))),
+            lambda o, i: np.asarray(act_eval(st, jnp.asarray(o), jax.random.fold_in(k_step, i))),
             num_episodes=cfg.eval_episodes,
             seed=cfg.eval_seed,
             max_episode_steps=cfg.max_episode_steps,
@@ -397,6 +398,7 @@ def run_gym(
         },
     )
     out.finish(summary, title=f"{meta_out.get('algo', '')} {env_id} seed {cfg.seed}")
+    summary["final_state"] = rs  # not written to JSON: lets callers (tests, benchmarks) use the trained agent
     return summary
 
 
@@ -512,10 +514,10 @@ def run_jax(
     on_chunk(env_step, agent_state) is called after every chunk and once before training (e.g. to snapshot policy
     samples for a figure). Chunk length = gcd(log_every, eval_every, checkpoint_every) capped by what is left.
     """
-    capacity = min(cfg.buffer_size, cfg.total_steps)
-    ls = jax_init(agent, env, jax.random.PRNGKey(cfg.seed), capacity)
+    ls = jax_init(agent, env, jax.random.PRNGKey(cfg.seed), cfg.buffer_size)
     ckpt = _open_checkpoints(workdir, resume, overwrite)
-    meta_out = {"runner": cfg.to_dict(), "env": env_name, **(run_info or {})}
+    meta_out = {"runner": cfg.to_dict(), "env": env_name, "driver": "jax", "obs_dim": env.obs_dim,
+                "action_dim": env.action_dim, **(run_info or {})}
     resumed_from = None
     if resume and ckpt.latest_step() is not None:
         meta = ckpt.restore_config()
@@ -564,7 +566,8 @@ def run_jax(
             rec.update({f"agent/{k}": v for k, v in mean_metrics(rs).items()})
             if int(ls.done_count) > 0:
                 rec["train/episode_return"] = float(ls.done_return_sum) / int(ls.done_count)
-            ls = ls.replace(runner=reset_metrics(rs), done_return_sum=jnp.zeros(()), done_count=jnp.zeros((), jnp.int32))
+            ls = ls.replace(runner=reset_metrics(rs), done_return_sum=jnp.zeros(()),
+                            done_count=jnp.zeros((), jnp.int32))
             out.writer.write(rec)
         if step % cfg.eval_every == 0 or step == cfg.total_steps:
             ret = np.asarray(evaluate(ls.runner.agent, jax.random.fold_in(eval_key, step)))
@@ -590,3 +593,50 @@ def run_jax(
     out.finish(summary, title=f"{meta_out.get('algo', '')} {env_name} seed {cfg.seed}")
     summary["final_state"] = ls  # not written to JSON: lets callers (tests, figures) use the trained agent
     return summary
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Loading a trained agent
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def load_checkpoint_meta(workdir: str, step: int | None = None) -> dict:
+    """The JSON stored beside a checkpoint: runner config, env, obs/action dims, algo, agent_config, ..."""
+    ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+    try:
+        return ckpt.restore_config(step)
+    finally:
+        ckpt.close()
+
+
+def load_agent_state(workdir: str, agent: OnlineAgent, step: int | None = None) -> tuple[Any, dict]:
+    """Restore just the agent state of a run (either driver) into the structure of agent.init's output.
+
+    Returns (agent_state, meta). The checkpoint is read without a target, so this works whatever the replay size.
+    """
+    import flax.serialization
+    import orbax.checkpoint as ocp
+
+    directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    mngr = ocp.CheckpointManager(directory)
+    try:
+        step = mngr.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {directory}")
+        args = ocp.args.Composite(state=ocp.args.StandardRestore(), config=ocp.args.JsonRestore())
+        out = mngr.restore(step, args=args)
+    finally:
+        mngr.close()
+    tree, meta = out["state"], dict(out["config"])
+    agent_tree = tree["runner"]["agent"] if "runner" in tree else tree["agent"]
+    template = agent.init(jax.random.PRNGKey(0))
+
+    def as_state_dict(x):  # orbax hands tuples back as lists and empty nodes as None; flax wants {"0": ...}
+        if isinstance(x, (list, tuple)):
+            return {str(i): as_state_dict(v) for i, v in enumerate(x)}
+        if isinstance(x, dict):
+            return {k: as_state_dict(v) for k, v in x.items()}
+        return {} if x is None else x
+
+    state = flax.serialization.from_state_dict(template, as_state_dict(agent_tree))
+    return jax.tree.map(jnp.asarray, state), meta
