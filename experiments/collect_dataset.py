@@ -57,7 +57,7 @@ def train_agent(agent, workdir: str) -> None:
 
     def on_eval(step: int, record: dict, rs) -> None:
         snaps.save(step, rs.agent)
-        evals.append({"step": step, "return": record["eval_return"]})
+        evals.append({"step": step, "return": record["eval/return_mean"]})
         if step >= _TRAIN_STEPS.value:
             r = jax.device_get(rs.replay)
             n = int(r.size)

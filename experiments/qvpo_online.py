@@ -29,6 +29,7 @@ from absl import app, flags  # noqa: E402
 from absl import logging as absl_logging  # noqa: E402
 
 from jaxdiff import qvpo  # noqa: E402
+from jaxdiff.baselines import sac, td3  # noqa: E402
 from jaxdiff.train import logging as logging_lib  # noqa: E402
 from jaxdiff.train import online  # noqa: E402
 
@@ -65,8 +66,8 @@ def _qvpo_samples(c: qvpo.QVPOConfig, obs_dim: int, action_dim: int):
 
 ALGOS: dict[str, Algo] = {
     "qvpo": Algo(qvpo.QVPOConfig, qvpo.make_agent, _qvpo_prepare, _qvpo_samples),
-    # "sac": Algo(sac.SACConfig, sac.make_agent),
-    # "td3": Algo(td3.TD3Config, td3.make_agent),
+    "sac": Algo(sac.SACConfig, sac.make_agent),
+    "td3": Algo(td3.TD3Config, td3.make_agent),
 }
 
 # Per-env defaults for runner flags and per-algo config fields (flags given on the command line win).

@@ -263,10 +263,13 @@ def run_gym(
     overwrite: bool = False,
     run_info: dict | None = None,
     on_log: Callable[[dict], None] | None = None,
+    on_eval: Callable[[int, dict, RunnerState], None] | None = None,
 ) -> dict:
     """Train `agent` online on gymnasium env `env_id`; write outputs under workdir; return the summary dict.
 
     run_info (e.g. {"algo": "qvpo", "agent_config": {...}}) is stored beside checkpoints and in summary.json.
+    on_eval(env_step, eval_record, runner_state) runs after each evaluation, e.g. to keep policy snapshots
+    (collect_dataset.py); the runner state is donated to the next step, so copy what you keep before returning.
     """
     from jaxdiff.envs.evaluate import evaluate_policy, make_env, scale_action
 
@@ -379,7 +382,9 @@ def run_gym(
             bar.set_postfix(eval=f"{last_eval['eval/return_mean']:.1f}")
             if on_log:
                 on_log(last_eval)
-            t_log = time.perf_counter()  # keep eval time out of the steps/s figure
+            if on_eval:
+                on_eval(step, last_eval, rs)
+            t_log = time.perf_counter()  # keep eval and hook time out of the steps/s figure
         if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.total_steps:
             save(step)
             t_log = time.perf_counter()
