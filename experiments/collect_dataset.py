@@ -6,7 +6,7 @@
 Recipe (D4RL's): train an online agent (SAC by default) once per env/seed, keeping a policy snapshot at every
 evaluation; then
   expert        = rollouts of the final policy (stochastic actions, as D4RL);
-  medium        = rollouts of the first snapshot whose evaluation return reached 1/3 of the final policy's;
+  medium        = rollouts of the first snapshot a third of the way from the random to the final policy's return;
   medium-replay = the replay buffer up to that snapshot's env step;
   random        = uniform actions;
   medium-expert = medium and expert rollouts concatenated.
@@ -102,7 +102,17 @@ def main(argv):
     snaps = Checkpointer(os.path.join(workdir, "snapshots"), max_to_keep=None)
     template = agent.init(jax.random.PRNGKey(0))
     expert = evals[-1]
-    medium = next(e for e in evals if e["return"] >= expert["return"] / 3.0)
+    # Reference scores: the uniform policy's and the final policy's mean returns over eval_episodes episodes.
+    ref_min = random_policy_return(_ENV.value, _EVAL_EPISODES.value, _SEED.value)
+    ref_max = float(expert["return"])
+    # Medium: a third of the way from random to expert, i.e. normalised score 33 (D4RL's "about 1/3 of the
+    # expert"; the same as a third of the raw return where random scores ~0, and well defined for negative returns).
+    target = ref_min + (ref_max - ref_min) / 3.0
+    medium = next((e for e in evals if e["return"] >= target), None)
+    if medium is None:
+        logging.warning("no snapshot reached a third of the way from random (%.1f) to the final policy (%.1f); "
+                        "train longer (--train_steps). Using the final policy as 'medium'.", ref_min, ref_max)
+        medium = expert
     explore = jax.jit(agent.explore)
 
     def policy_of(step: int, seed: int):
@@ -114,10 +124,6 @@ def main(argv):
             return np.asarray(explore(state, obs[None].astype(np.float32), k)[0])
 
         return policy
-
-    # Reference scores: the uniform policy's and the final policy's mean returns over eval_episodes episodes.
-    ref_min = random_policy_return(_ENV.value, _EVAL_EPISODES.value, _SEED.value)
-    ref_max = float(expert["return"])
 
     q = _QUALITY.value
     bar = log_lib.progress(_NUM_TRANSITIONS.value * (2 if q == "medium-expert" else 1), f"collect {q}")

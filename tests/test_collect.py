@@ -60,3 +60,35 @@ def test_replay_rows_split_back_into_episodes():
     assert eps[1]["truncations"][-1] and not eps[1]["terminations"].any()
     np.testing.assert_array_equal(eps[1]["observations"][:, 0], [3, 4, 99])
     np.testing.assert_array_equal(eps[2]["observations"][:, 0], [5, 6, 7])
+
+
+@pytest.mark.slow
+def test_collect_launcher_trains_once_and_writes_every_quality(tmp_path, minari_path):
+    import minari
+
+    agent_dir = tmp_path / "agent"
+    env = dict(os.environ, MINARI_DATASETS_PATH=str(minari_path), JAX_PLATFORMS="cpu")
+    common = ["--env=Pendulum-v1", "--train_steps=600", "--warmup_steps=200", "--eval_every=200",
+              "--eval_episodes=2", "--num_transitions=250", f"--agent_workdir={agent_dir}"]
+
+    def collect_q(quality):
+        return subprocess.run([sys.executable, "experiments/collect_dataset.py", f"--quality={quality}", *common],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+    for quality in ("medium-replay", "medium-expert"):
+        res = collect_q(quality)
+        assert res.returncode == 0, res.stderr[-3000:]
+    # The agent was trained once (snapshots at every evaluation) and reused by the second call.
+    assert sorted(os.listdir(agent_dir / "snapshots")) == ["200", "400", "600"]
+    mr = minari.load_dataset("jaxdiff/pendulum/medium-replay-v0")
+    me = minari.load_dataset("jaxdiff/pendulum/medium-expert-v0")
+    assert me.total_steps == 500 and mr.total_steps >= 200
+    for ds in (mr, me):
+        meta = ds.storage.metadata
+        assert meta["ref_min_score"] < 0 and np.isfinite(meta["ref_max_score"])
+        for ep in ds.iterate_episodes():
+            assert ep.observations.shape[0] == len(ep.rewards) + 1
+            assert np.all(np.abs(ep.actions) <= 2.0 + 1e-6)  # stored in the env's range ([-2, 2])
+    # An existing id is refused, naming the fix, before any work.
+    res = collect_q("medium-replay")
+    assert res.returncode != 0 and "minari delete jaxdiff/pendulum/medium-replay-v0" in (res.stdout + res.stderr)
