@@ -36,8 +36,8 @@ def _bump(center, width: float) -> RewardFn:
     return lambda a: np.exp(-np.sum((np.asarray(a) - c) ** 2, axis=-1) / (2 * width**2))
 
 
-def _eight_gaussians(rng, n):
-    k = rng.integers(0, 8, n)
+def _eight_gaussians(rng, n, weights=None):
+    k = rng.choice(8, size=n, p=None if weights is None else np.asarray(weights) / np.sum(weights))
     ang = k * (np.pi / 4)
     centers = 0.8 * np.stack([np.cos(ang), np.sin(ang)], axis=-1)
     return centers + 0.05 * rng.standard_normal((n, 2))
@@ -72,9 +72,24 @@ def _moons(rng, n):
     return pts + 0.03 * rng.standard_normal((n, 2))
 
 
+# "imbalanced": 4 Gaussian modes at 45, 135, 225, 315 degrees (radius 0.7, std 0.1) with these weights.
+IMBALANCED_WEIGHTS = (0.1, 0.25, 0.4, 0.25)
+
+
+def _imbalanced(rng, n):
+    k = rng.choice(4, size=n, p=np.asarray(IMBALANCED_WEIGHTS))
+    ang = np.deg2rad(45.0 + 90.0 * k)
+    return 0.7 * np.stack([np.cos(ang), np.sin(ang)], -1) + 0.1 * rng.standard_normal((n, 2))
+
+
 BANDITS: dict[str, Bandit] = {
     b.name: b
     for b in [
+        Bandit("imbalanced", _imbalanced, _linear(45.0),
+               "4 Gaussians (std 0.1, radius 0.7) at 45 + 90k degrees with weights 10/25/40/25%: the best mode "
+               "(45 degrees) is the rarest, the worst (225 degrees) the most common; reward <a, (cos 45, sin 45)>. "
+               "With beta -> 0 SRPO stays near the behavior mean (poor, between modes), with no score term it "
+               "runs to the corner (1, 1) outside the data, with the toy preset it lands on the best mode"),
         Bandit("8gaussians", _eight_gaussians, _linear(45.0),
                "8 Gaussians (std 0.05) on a circle of radius 0.8; reward <a, (cos 45, sin 45)>: the unconstrained "
                "optimum is the corner (1, 1), the best in-support action the mode at 45 degrees"),
@@ -82,8 +97,8 @@ BANDITS: dict[str, Bandit] = {
                "two rings (radii 0.35, 0.8); reward a Gaussian bump at (0.9, 0.9), outside the support"),
         Bandit("checkerboard", _checkerboard, _linear(30.0),
                "uniform on 8 squares of a 4x4 board; reward linear towards 30 degrees"),
-        Bandit("2spirals", _two_spirals, _bump((0.0, 0.0), 0.3),
-               "two interleaved spirals; reward a Gaussian bump at the origin (between the arms)"),
+        Bandit("2spirals", _two_spirals, _bump((0.6, 0.6), 0.3),
+               "two interleaved spirals; reward a Gaussian bump at (0.6, 0.6)"),
         Bandit("moons", _moons, _linear(-90.0),
                "two half-moons; reward -a_y (lower is better)"),
     ]

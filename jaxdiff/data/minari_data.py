@@ -17,7 +17,8 @@ Short names (D4RL style) and the Minari ids they load:
                                         how D4RL built medium-expert; the policies differ from D4RL's)
   antmaze-<maze>                        D4RL/antmaze/<maze>-v1, maze in umaze, umaze-diverse, medium-play,
                                         medium-diverse, large-play, large-diverse
-  Not on Minari: <env>-medium-replay, <env>-random, <env>-full-replay -> collect locally (see the error).
+  Not on Minari: <env>-medium-replay, <env>-random, <env>-full-replay -> the error names the local command
+  (experiments/collect_dataset.py --env=Hopper-v5 --quality=medium-replay -> jaxdiff/hopper/medium-replay-v0).
 Any Minari id with a '/' is accepted as is (e.g. jaxdiff/hopper/medium-v0 from experiments/collect_dataset.py).
 """
 from __future__ import annotations
@@ -100,10 +101,9 @@ def resolve_name(env: str) -> tuple[str | None, tuple[str, ...]]:
         if short.endswith("-" + suffix) and short[: -len(suffix) - 1] in LOCOMOTION_ENVS:
             base = short[: -len(suffix) - 1]
             raise ValueError(
-                f"{short!r} (D4RL) has no Minari equivalent (Minari's mujoco datasets are medium, expert and simple: "
-                f"--env={base}-medium, ...). Or collect data locally with experiments/collect_dataset.py (e.g. "
-                f"--env={LOCOMOTION_ENVS[base]} --quality=medium) and pass the Minari id it writes "
-                f"(--env=jaxdiff/{base}/medium-v0)")
+                f"{short!r} (D4RL) has no Minari equivalent (Minari's mujoco datasets are medium, expert and simple). "
+                f"Collect it locally with `python experiments/collect_dataset.py --env={LOCOMOTION_ENVS[base]} "
+                f"--quality={suffix}` and pass --env=jaxdiff/{base}/{suffix}-v0")
     raise ValueError(
         f"unknown --env {env!r}: use a Minari id (namespace/name-vN, e.g. mujoco/hopper/medium-v0), a short name "
         f"({', '.join(sorted(SHORT_NAMES)[:6])}, ... see jaxdiff.data.minari_data.SHORT_NAMES) or a toy bandit "

@@ -80,7 +80,7 @@ def update(state: BehaviorState, batch: Any, key: jax.Array) -> tuple[BehaviorSt
     updates, opt_state = optimizer(state.cfg).update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     new = state.replace(params=params, opt_state=opt_state, step=state.step + 1)
-    return new, {"loss": value, "grad_norm": optax.global_norm(grads)}
+    return new, {"loss": value, "grad_norm": optax.tree.norm(grads)}
 
 
 def sample(state: BehaviorState, obs: jax.Array, key: jax.Array, steps: int = 15, order: int = 3) -> jax.Array:

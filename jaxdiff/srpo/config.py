@@ -103,12 +103,13 @@ TASK_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 # Built-in 2D bandits: CPU-sized networks and step counts so the default run takes a few minutes.
-# beta was tuned on bandit-8gaussians (see tests/test_srpo_learning.py); rewards are O(1) and unscaled.
+# beta was tuned on bandit-imbalanced with a beta sweep (BUILD_NOTES); rewards are O(1) and unscaled. The
+# behavior learning rate is raised to 1e-3 so the small model fits the 2D data in a few thousand steps.
 TOY_PRESET: dict[str, Any] = dict(
-    behavior_steps=4000, behavior_batch=256, behavior_width=64, behavior_blocks=3,
+    behavior_steps=4000, behavior_batch=256, behavior_lr=1e-3, behavior_width=64, behavior_blocks=3,
     critic_steps=2000, critic_batch=256, critic_width=64,
     policy_steps=2000, policy_batch=256, policy_width=64, policy_layers=2,
-    beta=0.05, tau=0.7, q_grad_norm=False,
+    beta=0.17, tau=0.7, q_grad_norm=False,
 )
 
 

@@ -43,13 +43,15 @@ _CHUNKS = {
     "policy": jax.jit(train.policy_chunk, static_argnames="num_steps"),
 }
 _ACT = jax.jit(policy.act)
+_CURVES = {"behavior": ("loss", "grad_norm"), "critic": ("q_loss", "v_loss", "q_mean", "v_mean"),
+           "policy": ("loss", "kl_term", "q_pi", "eval_return", "eval_score")}
 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Everything about a run that is not the algorithm."""
 
-    env: str = "bandit-8gaussians"
+    env: str = "bandit-imbalanced"
     seed: int = 0
     workdir: str | None = None  # default runs/srpo_<env>_<seed>
     stage: str = "all"  # behavior | critic | policy | all
@@ -63,6 +65,7 @@ class RunConfig:
     ref_min_score: float | None = None
     ref_max_score: float | None = None
     progress_bar: bool | None = None  # None: on when stderr is a terminal
+    plots: bool = True  # learning-curve PNGs (and the bandit figure for toys)
 
     def validate(self) -> None:
         if self.stage not in STAGES + ("all",):
@@ -120,12 +123,19 @@ def stage_keys(seed: int, stage: str) -> tuple[jax.Array, jax.Array]:
     return jax.random.fold_in(k, 0), jax.random.fold_in(k, 1)
 
 
+_INITS = {  # jitted inits (sizes and config static): much faster than flax's op-by-op init of big networks
+    "behavior": jax.jit(behavior.init, static_argnums=(1, 2, 3)),
+    "critic": jax.jit(critic.init, static_argnums=(1, 2, 3)),
+    "policy": jax.jit(policy.init, static_argnums=(1, 2, 3)),
+}
+
+
 def init_states(seed: int, obs_dim: int, action_dim: int, cfg: SRPOConfig, upto: str = "policy") -> dict:
     """Fresh states of all stages up to `upto` (the policy is built from the fresh behavior/critic)."""
-    out = {"behavior": behavior.init(stage_keys(seed, "behavior")[0], obs_dim, action_dim, cfg),
-           "critic": critic.init(stage_keys(seed, "critic")[0], obs_dim, action_dim, cfg)}
+    out = {s: _INITS[s](stage_keys(seed, s)[0], obs_dim, action_dim, cfg) for s in ("behavior", "critic")}
     if upto == "policy":
-        out["policy"] = policy.init(stage_keys(seed, "policy")[0], obs_dim, action_dim, cfg, out["behavior"], out["critic"])
+        out["policy"] = _INITS["policy"](stage_keys(seed, "policy")[0], obs_dim, action_dim, cfg, out["behavior"],
+                                         out["critic"])
     return out
 
 
@@ -192,13 +202,14 @@ def _prune_metrics(path: str, stage: str, after_step: int) -> None:
 # ----------------------------------------------------------------------------------------------- stage loop
 def _train_stage(stage: str, state: Any, data: Any, cfg: SRPOConfig, run: RunConfig, ckpt: Checkpointer,
                  writer: MetricsWriter, ckpt_config: dict,
-                 eval_fn: Callable[[Any], dict] | None = None) -> tuple[Any, dict, dict]:
+                 eval_fn: Callable[[Any], dict] | None = None) -> tuple[Any, dict, dict, dict | None]:
     total = _total_steps(cfg, stage)
     step = int(state.step)
     _, train_key = stage_keys(run.seed, stage)
     chunk_fn = _CHUNKS[stage]
     K = run.log_every
     last: dict = {}
+    last_eval: dict | None = None
     chunk_times: list[tuple[int, float]] = []
     t_stage = time.perf_counter()
     bar = progress(total, desc=stage, initial=step, disable=None if run.progress_bar is None else not run.progress_bar)
@@ -213,9 +224,9 @@ def _train_stage(stage: str, state: Any, data: Any, cfg: SRPOConfig, run: RunCon
         bar.update(n)
         last = {k: float(v) for k, v in metrics.items()}
         record = {"stage": stage, "step": step, **last, "steps_per_s": n / dt}
-        if eval_fn is not None and run.eval_every and step % run.eval_every == 0 and step < total:
-            ev = eval_fn(state)
-            record.update(eval_return=ev["mean_return"], eval_score=ev["normalized_score"])
+        if eval_fn is not None and ((run.eval_every and step % run.eval_every == 0) or step == total):
+            last_eval = eval_fn(state)
+            record.update(eval_return=last_eval["mean_return"], eval_score=last_eval["normalized_score"])
         writer.write(record)
         bar.set_postfix({k: f"{v:.3g}" for k, v in list(last.items())[:3]})
         if (run.checkpoint_every and step % run.checkpoint_every == 0) or step == total:
@@ -228,7 +239,7 @@ def _train_stage(stage: str, state: Any, data: Any, cfg: SRPOConfig, run: RunCon
         steady = chunk_times[1:] if len(chunk_times) > 1 else chunk_times
         timing["steps_per_s"] = sum(n for n, _ in steady) / max(sum(t for _, t in steady), 1e-9)
         timing["first_chunk_s"] = chunk_times[0][1]
-    return state, last, timing
+    return state, last, timing, last_eval
 
 
 # ----------------------------------------------------------------------------------------------- run
@@ -277,7 +288,7 @@ def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, dataset: OfflineDatas
                 "preset": preset_note})
     summary_path = os.path.join(workdir, "summary.json")
     summary: dict = {}
-    if os.path.exists(summary_path) and not run_cfg.overwrite:
+    if os.path.exists(summary_path):  # entries of stages that are retrained below are dropped
         with open(summary_path) as f:
             summary = json.load(f)
     summary.update(env=run_cfg.env, seed=run_cfg.seed, workdir=workdir, dataset=dataset.describe(),
@@ -297,12 +308,14 @@ def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, dataset: OfflineDatas
             _prune_metrics(metrics_path, stage, 0)
             summary["stages"].pop(stage, None)
             summary["timing"].pop(stage, None)
+            summary.pop("eval", None)
         elif mode == "resume":
             _prune_metrics(metrics_path, stage, latest)
     writer = MetricsWriter(metrics_path)
     data = jax.device_put(dataset.data)
     fresh = init_states(run_cfg.seed, dataset.obs_dim, dataset.action_dim, cfg, upto="critic")
     states: dict[str, Any] = {}
+    final_eval = None  # the policy stage's evaluation at its last step, when it trains in this invocation
 
     def eval_fn(st):
         return evaluate(st, dataset, run_cfg.eval_episodes, run_cfg.eval_seed)
@@ -310,8 +323,8 @@ def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, dataset: OfflineDatas
     for stage in needed:
         mode, latest = plan[stage]
         if stage == "policy":
-            target = policy.init(stage_keys(run_cfg.seed, "policy")[0], dataset.obs_dim, dataset.action_dim, cfg,
-                                 states["behavior"], states["critic"])
+            target = _INITS["policy"](stage_keys(run_cfg.seed, "policy")[0], dataset.obs_dim, dataset.action_dim,
+                                      cfg, states["behavior"], states["critic"])
         else:
             target = fresh[stage]
         ck = Checkpointer(_ckpt_dir(workdir, stage))
@@ -322,28 +335,30 @@ def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, dataset: OfflineDatas
             states[stage] = target
             ck.close()
             continue
-        state, last, timing = _train_stage(
+        state, last, timing, last_eval = _train_stage(
             stage, target, data, cfg, run_cfg, ck, writer, _checkpoint_config(cfg, run_cfg, dataset, stage),
             eval_fn if (stage == "policy" and run_cfg.eval_episodes > 0) else None)
         ck.close()
         states[stage] = state
+        if last_eval is not None:
+            final_eval = last_eval
         summary["stages"][stage] = {"steps": int(state.step), "final_metrics": last}
         summary["timing"][stage] = timing
         write_json(summary_path, summary)
     writer.close()
 
-    records = read_metrics(metrics_path)
-    for stage in needed:
-        keys = sorted({k for r in records if r.get("stage") == stage for k in r} - {"stage", "step", "steps_per_s"})
+    records = read_metrics(metrics_path) if run_cfg.plots else []
+    for stage in needed if run_cfg.plots else ():
+        keys = [k for k in _CURVES[stage] if any(k in r for r in records if r.get("stage") == stage)]
         plot_curves([r for r in records if r.get("stage") == stage], "step", keys,
                     os.path.join(workdir, f"curves_{stage}.png"), title=f"SRPO {stage} - {run_cfg.env}")
     if "policy" in states:
         if run_cfg.eval_episodes > 0:
-            summary["eval"] = {**eval_fn(states["policy"]), "seed": run_cfg.eval_seed}
+            summary["eval"] = {**(final_eval or eval_fn(states["policy"])), "seed": run_cfg.eval_seed}
             ev = summary["eval"]
             log.info("final evaluation: return %.3f +- %.3f, normalised score %s", ev["mean_return"], ev["std_return"],
                      "n/a" if ev["normalized_score"] is None else f"{ev['normalized_score']:.1f}")
-        if dataset.kind == "bandit":
+        if dataset.kind == "bandit" and run_cfg.plots:
             from jaxdiff.srpo.plots import bandit_figure
 
             bandit_figure(states["behavior"], states["policy"], dataset, os.path.join(workdir, "bandit.png"))
@@ -361,7 +376,7 @@ def load_policy_state(workdir: str, step: int | None = None) -> policy.PolicySta
     cfg = SRPOConfig.from_dict(saved["srpo"])
     obs_dim, action_dim = saved["dataset"]["obs_dim"], saved["dataset"]["action_dim"]
     seed = saved["run"]["seed"]
-    target = jax.eval_shape(lambda: init_states(seed, obs_dim, action_dim, cfg)["policy"])
+    target = jax.eval_shape(lambda: init_states(seed, obs_dim, action_dim, cfg)["policy"])  # shapes only, no compute
     _, state = ck.restore(target, step)
     ck.close()
     return state

@@ -7,6 +7,8 @@ import numpy as np
 
 from jaxdiff.srpo import behavior, policy
 
+_SAMPLE = jax.jit(behavior.sample, static_argnames=("steps", "order"))
+
 
 def bandit_figure(behavior_state: behavior.BehaviorState, policy_state: policy.PolicyState, dataset, path: str,
                   num_samples: int = 2000, seed: int = 0) -> None:
@@ -16,13 +18,13 @@ def bandit_figure(behavior_state: behavior.BehaviorState, policy_state: policy.P
     import matplotlib.pyplot as plt
 
     obs = jnp.zeros((num_samples, dataset.obs_dim))
-    samples = np.asarray(jax.jit(behavior.sample)(behavior_state, obs, jax.random.PRNGKey(seed)))
+    samples = np.asarray(_SAMPLE(behavior_state, obs, jax.random.PRNGKey(seed)))
     a_pi = np.asarray(policy.act(policy_state, jnp.zeros((1, dataset.obs_dim))))[0]
     grid = np.linspace(-1.1, 1.1, 200)
     gx, gy = np.meshgrid(grid, grid)
     rewards = dataset.bandit.reward(np.stack([gx, gy], -1))
     data = np.asarray(dataset.data.action[:num_samples])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.8), layout="constrained")
     for ax, pts, title in ((axes[0], data, "dataset actions"), (axes[1], samples, "behavior model (DPM-Solver, 15 steps)")):
         cs = ax.contourf(gx, gy, rewards, levels=20, cmap="viridis", alpha=0.55)
         ax.scatter(pts[:, 0], pts[:, 1], s=2, c="k", alpha=0.35)

@@ -71,16 +71,19 @@ def _weight(kind: str, alpha: jax.Array, sigma: jax.Array) -> jax.Array:
     raise ValueError(f"unknown weight {kind!r}")
 
 
-def q_guidance(state: PolicyState, obs: jax.Array, action: jax.Array) -> jax.Array:
-    """g = grad_a mean(Q1', Q2')(s, a), optionally divided by its RMS over action dims (no gradient)."""
-    def q_mean(a):
-        return jnp.sum(jnp.mean(critic_lib.q_values(state.q_params, state.cfg, obs, a), axis=0))
-
-    g = jax.grad(q_mean)(jax.lax.stop_gradient(action))
+def _q_and_guidance(state: PolicyState, obs: jax.Array, action: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Target-Q heads (2, B) at the detached action and g = grad_a mean(Q1', Q2') (one forward, one vjp)."""
+    qs, vjp = jax.vjp(lambda a: critic_lib.q_values(state.q_params, state.cfg, obs, a), jax.lax.stop_gradient(action))
+    (g,) = vjp(jnp.full_like(qs, 1.0 / qs.shape[0]))
     if state.cfg.q_grad_norm:
         rms = jnp.sqrt(jnp.mean(g**2, axis=-1, keepdims=True))
         g = jnp.where(rms > 0, g / jnp.where(rms > 0, rms, 1.0), 0.0)
-    return jax.lax.stop_gradient(g)
+    return jax.lax.stop_gradient(qs), jax.lax.stop_gradient(g)
+
+
+def q_guidance(state: PolicyState, obs: jax.Array, action: jax.Array) -> jax.Array:
+    """g = grad_a mean(Q1', Q2')(s, a), divided by its RMS over action dims if cfg.q_grad_norm (no gradient)."""
+    return _q_and_guidance(state, obs, action)[1]
 
 
 def loss(params: Any, state: PolicyState, obs: jax.Array, key: jax.Array) -> tuple[jax.Array, dict]:
@@ -97,11 +100,11 @@ def loss(params: Any, state: PolicyState, obs: jax.Array, key: jax.Array) -> tup
         eps_hat = eps_hat - z
     eps_hat = jax.lax.stop_gradient(eps_hat)
     w = _weight(cfg.weight, alpha, sigma)
-    g = q_guidance(state, obs, a_sg)
+    qs, g = _q_and_guidance(state, obs, a_sg)
     kl_term = w * jnp.sum(eps_hat * a, axis=-1)
     q_term = jnp.sum(g * a, axis=-1)
     value = jnp.mean(kl_term - state.beta * q_term)
-    q_pi = jnp.mean(jnp.min(critic_lib.q_values(state.q_params, cfg, obs, a_sg), axis=0))
+    q_pi = jnp.mean(jnp.min(qs, axis=0))
     return value, {"kl_term": jnp.mean(kl_term), "q_term": jnp.mean(q_term), "q_pi": q_pi,
                    "guidance_norm": jnp.mean(jnp.linalg.norm(g, axis=-1)), "action_abs": jnp.mean(jnp.abs(a_sg))}
 

@@ -1,0 +1,132 @@
+"""SRPO end to end: MuJoCo on a tiny local Minari dataset (all stages, eval, kill + resume), stage reuse,
+determinism, and the launcher (smoke run and clear errors)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from test_minari_data import make_tiny_dataset
+
+from jaxdiff.srpo import pipeline
+from jaxdiff.train import checkpoint as ckpt_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(behavior_width=16, behavior_blocks=1, behavior_batch=32, critic_width=16, critic_batch=32,
+            policy_width=16, policy_batch=32)
+
+
+def _strip(summary: dict) -> dict:
+    """A summary without what legitimately differs between runs (wall-clock timing, paths)."""
+    return {k: v for k, v in summary.items() if k not in ("timing", "workdir")}
+
+
+def _params_equal(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.slow
+def test_mujoco_all_stages_eval_and_resume(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    make_tiny_dataset("test/hopper/tiny-v0", episodes=6, max_steps=40)
+    cfg = pipeline.configure("test/hopper/tiny-v0", behavior_steps=200, critic_steps=200, policy_steps=200, **TINY)
+    assert cfg.beta == 0.05  # hopper-medium's preset is the fallback for an unknown hopper dataset
+    run = pipeline.RunConfig(env="test/hopper/tiny-v0", workdir=str(tmp_path / "a"), log_every=50,
+                             checkpoint_every=100, eval_every=100, eval_episodes=2, progress_bar=False)
+    full = pipeline.run(run, cfg)
+    assert full["eval"]["episodes"] == 2 and len(full["eval"]["returns"]) == 2
+    assert full["eval"]["normalized_score"] == pytest.approx(
+        100 * (full["eval"]["mean_return"] + 20.0) / 3220.0)  # the dataset's ref scores
+    for stage in pipeline.STAGES:
+        assert full["stages"][stage]["steps"] == 200 and full["timing"][stage]["steps_per_s"] > 0
+        assert os.path.exists(tmp_path / "a" / f"curves_{stage}.png")
+    act = pipeline.load_policy(str(tmp_path / "a"))
+    assert act(np.zeros((3, 11), np.float32)).shape == (3, 3)
+
+    # Kill the second run right after the critic's checkpoint at step 100, then resume it.
+    real_save = ckpt_lib.Checkpointer.save
+
+    def save_then_die(self, step, state, config=None):
+        real_save(self, step, state, config)
+        if self.directory.endswith(os.path.join("checkpoints", "critic")) and step == 100:
+            raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(ckpt_lib.Checkpointer, "save", save_then_die)
+    killed = run.__class__(**{**run.__dict__, "workdir": str(tmp_path / "b")})
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(killed, cfg)
+    monkeypatch.setattr(ckpt_lib.Checkpointer, "save", real_save)
+    with pytest.raises(ValueError, match="pass --resume"):
+        pipeline.run(killed, cfg)
+    with pytest.raises(ValueError, match="different settings.*tau"):
+        pipeline.run(run.__class__(**{**killed.__dict__, "resume": True}), cfg.replace(tau=0.8))
+    resumed = pipeline.run(run.__class__(**{**killed.__dict__, "resume": True}), cfg)
+
+    _params_equal(pipeline.load_policy_state(str(tmp_path / "a")).params,
+                  pipeline.load_policy_state(str(tmp_path / "b")).params)
+    assert _strip(resumed) == _strip(full)
+    records = [json.loads(line) for line in open(tmp_path / "b" / "metrics.jsonl")]
+    critic_steps = [r["step"] for r in records if r["stage"] == "critic"]
+    assert critic_steps == [50, 100, 150, 200]  # the replayed chunks replaced, not duplicated
+
+
+@pytest.mark.slow
+def test_toy_stages_reuse_and_determinism(tmp_path):
+    cfg = pipeline.configure("bandit-imbalanced", behavior_steps=60, critic_steps=40, policy_steps=40, **TINY)
+    base = dict(env="bandit-imbalanced", log_every=20, checkpoint_every=20, eval_every=20, progress_bar=False,
+                plots=False)
+    wd = str(tmp_path / "staged")
+    with pytest.raises(ValueError, match="needs a finished behavior stage.*--stage=behavior first"):
+        pipeline.run(pipeline.RunConfig(workdir=wd, stage="policy", **base), cfg)
+    pipeline.run(pipeline.RunConfig(workdir=wd, stage="behavior", **base), cfg)
+    pipeline.run(pipeline.RunConfig(workdir=wd, stage="critic", **base), cfg)
+    staged = pipeline.run(pipeline.RunConfig(workdir=wd, stage="policy", **{**base, "plots": True}), cfg)
+    # a different beta only retrains the policy: (a) and (b) are reused from their checkpoints
+    other = pipeline.run(pipeline.RunConfig(workdir=wd, stage="policy", overwrite=True, **base), cfg.replace(beta=5.0))
+    assert other["eval"]["action"] != staged["eval"]["action"]
+    assert os.path.exists(os.path.join(wd, "bandit.png"))
+
+    one = pipeline.run(pipeline.RunConfig(workdir=str(tmp_path / "one"), **base), cfg)
+    two = pipeline.run(pipeline.RunConfig(workdir=str(tmp_path / "two"), **base), cfg)
+    assert _strip(one) == _strip(two)  # same seed, same summary
+    assert one["eval"]["action"] == staged["eval"]["action"]  # staged == all-at-once
+
+
+def _launch(*args, env=None, timeout=300):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "srpo_offline.py"), *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.slow
+def test_launcher_smoke(tmp_path):
+    wd = tmp_path / "run"
+    res = _launch("--behavior_steps=40", "--critic_steps=40", "--policy_steps=40", "--log_every=20",
+                  "--behavior_width=16", "--behavior_blocks=1", "--critic_width=16", "--policy_width=16",
+                  "--behavior_batch=32", f"--workdir={wd}", "--beta=0.2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout[res.stdout.index("{"):])
+    assert set(out["steps_per_s"]) == {"behavior", "critic", "policy"}
+    summary = json.loads((wd / "summary.json").read_text())
+    assert summary["config"]["beta"] == 0.2 and summary["config"]["behavior_steps"] == 40
+    for f in ("metrics.jsonl", "config.json", "bandit.png", "curves_behavior.png", "curves_critic.png",
+              "curves_policy.png"):
+        assert (wd / f).exists(), f
+    again = _launch("--behavior_steps=40", f"--workdir={wd}")
+    assert again.returncode == 1 and "pass --resume" in again.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--env=nope"], "unknown --env 'nope'"),
+    (["--env=hopper-medium"], "minari download mujoco/hopper/medium-v0"),
+    (["--env=bandit-nope"], "unknown toy bandit"),
+    (["--log_every=100", "--checkpoint_every=150"], "multiple of --log_every"),
+])
+def test_launcher_bad_input_is_one_clear_error(tmp_path, args, message):
+    res = _launch(*args, f"--workdir={tmp_path / 'w'}", env={"MINARI_DATASETS_PATH": str(tmp_path / "empty")})
+    assert res.returncode == 1
+    assert message in res.stderr and "Traceback" not in res.stderr, res.stderr[-2000:]

@@ -1,0 +1,264 @@
+"""SRPO pure functions: config/presets, the three stage updates (with and without jit), chunks, vmap over seeds."""
+from __future__ import annotations
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxdiff.data.replay import Transition
+from jaxdiff.diffusion import vpsde
+from jaxdiff.srpo import behavior, critic, policy, train
+from jaxdiff.srpo.config import SRPOConfig, make_config
+
+OBS, ACT, N = 3, 2, 64
+CFG = make_config(None, behavior_width=16, behavior_blocks=1, critic_width=16, policy_width=16, behavior_batch=8,
+                  critic_batch=8, policy_batch=8, policy_steps=100, beta=0.3)
+
+
+def _data(key=jax.random.PRNGKey(0), n=N):
+    k = jax.random.split(key, 4)
+    return Transition(obs=jax.random.normal(k[0], (n, OBS)), action=jax.random.uniform(k[1], (n, ACT), minval=-1, maxval=1),
+                      reward=jax.random.normal(k[2], (n,)), next_obs=jax.random.normal(k[3], (n, OBS)),
+                      done=(jnp.arange(n) % 5 == 0).astype(jnp.float32))
+
+
+@functools.lru_cache(maxsize=None)
+def _states(cfg=CFG, seed=0):
+    """(behavior, critic, policy) states; inits jitted (cfg and sizes static) and cached across tests."""
+    k = jax.random.split(jax.random.PRNGKey(seed), 3)
+    b = jax.jit(behavior.init, static_argnums=(1, 2, 3))(k[0], OBS, ACT, cfg)
+    c = jax.jit(critic.init, static_argnums=(1, 2, 3))(k[1], OBS, ACT, cfg)
+    return b, c, jax.jit(policy.init, static_argnums=(1, 2, 3))(k[2], OBS, ACT, cfg, b, c)
+
+
+def _variant(fn, use_jit):
+    """Run a pure function jitted or eagerly (op by op): both must work and agree."""
+    return jax.jit(fn) if use_jit else fn
+
+
+JIT = pytest.mark.parametrize("use_jit", [True, False], ids=["jit", "nojit"])
+
+
+def _batch(n=8):
+    return jax.tree.map(lambda x: x[:n], _data())
+
+
+# ------------------------------------------------------------------------------------------------ config
+def test_presets_and_overrides():
+    assert make_config("hopper-medium").beta == 0.05
+    assert make_config("halfcheetah-medium-expert").beta == 0.01
+    am = make_config("antmaze-large-play")
+    assert (am.beta, am.policy_layers, am.tau, am.q_grad_norm) == (0.06, 4, 0.9, True)
+    assert make_config("antmaze-large-play", beta=0.5, policy_layers=3).beta == 0.5  # a flag beats the preset
+    assert make_config("hopper-expert").beta == 0.05  # no paper preset: the env's -medium one
+    d = SRPOConfig()
+    assert (d.behavior_batch, d.behavior_steps, d.behavior_weight_decay, d.critic_steps, d.policy_steps) == (
+        2048, 2_000_000, 0.01, 1_500_000, 1_000_000)
+    with pytest.raises(ValueError, match="weight"):
+        make_config(None, weight="bogus")
+    with pytest.raises(ValueError, match="unknown SRPOConfig"):
+        make_config(None, nonsense=1)
+    assert SRPOConfig.from_dict(am.to_dict()) == am
+
+
+# ------------------------------------------------------------------------------------------------ behavior
+@JIT
+def test_behavior_update_trains_params_not_fourier_w(use_jit):
+    b, _, _ = _states()
+    assert b.constants["GaussianFourierFeatures_0"]["W"].shape == (32,)
+    assert "GaussianFourierFeatures_0" not in b.params
+    hp = b.opt_state.hyperparams
+    np.testing.assert_allclose([hp["learning_rate"], hp["weight_decay"]], [3e-4, 0.01], rtol=1e-6)
+    step = _variant(behavior.update, use_jit)
+    b2, m = step(b, _batch(), jax.random.PRNGKey(1))
+    assert np.isfinite(m["loss"]) and int(b2.step) == 1
+    chex.assert_trees_all_equal(b2.constants, b.constants)
+    assert not np.allclose(jax.tree.leaves(b2.params)[0], jax.tree.leaves(b.params)[0])
+
+
+def test_behavior_eps_is_deterministic_but_training_uses_dropout():
+    b, _, _ = _states()
+    x, t, s = jnp.ones((4, ACT)), jnp.full((4,), 0.5), jnp.ones((4, OBS))
+    e1 = behavior.eps(b.variables, b.cfg, ACT, x, t, s)
+    chex.assert_trees_all_close(e1, behavior.eps(b.variables, b.cfg, ACT, x, t, s))
+    net = behavior.network(b.cfg, ACT)
+    d1 = net.apply(b.variables, x, t, s, train=True, rngs={"dropout": jax.random.PRNGKey(1)})
+    d2 = net.apply(b.variables, x, t, s, train=True, rngs={"dropout": jax.random.PRNGKey(2)})
+    assert not np.allclose(d1, d2)
+
+
+def test_behavior_loss_is_the_eps_loss():
+    b, _, _ = _states()
+    batch, key = _batch(), jax.random.PRNGKey(3)
+    k_loss, k_drop = jax.random.split(key)
+
+    def eps_fn(x, t):
+        return behavior.network(b.cfg, ACT).apply(b.variables, x, t, batch.obs, train=True, rngs={"dropout": k_drop})
+
+    np.testing.assert_allclose(behavior.loss(b.params, b, batch, key), vpsde.eps_loss(k_loss, eps_fn, batch.action),
+                               rtol=1e-6)
+
+
+def test_behavior_sample_shape():
+    b, _, _ = _states()
+    a = jax.jit(behavior.sample, static_argnames=("steps",))(b, jnp.zeros((5, OBS)), jax.random.PRNGKey(0), steps=4)
+    assert a.shape == (5, ACT) and np.all(np.isfinite(a))
+
+
+# ------------------------------------------------------------------------------------------------ critic
+def test_expectile_loss():
+    u = jnp.array([1.0, -2.0])
+    np.testing.assert_allclose(critic.expectile_loss(u, 0.7), (0.7 * 1 + 0.3 * 4) / 2, rtol=1e-6)
+
+
+@JIT
+def test_critic_update_matches_hand_computed_iql_step(use_jit):
+    _, c, _ = _states()
+    c = c.replace(q_target=jax.tree.map(lambda x: x * 0.5, c.q_params))  # make target != online
+    batch = _batch()
+    c2, m = _variant(critic.update, use_jit)(c, batch, jax.random.PRNGKey(0))
+    q_net, v_net = critic.networks(c.cfg)
+    target_q = jnp.min(q_net.apply(c.q_target, batch.obs, batch.action), axis=0)
+    v = v_net.apply(c.v_params, batch.obs)
+    np.testing.assert_allclose(m["v_loss"], critic.expectile_loss(target_q - v, 0.7), rtol=1e-5)
+    y = batch.reward + 0.99 * (1 - batch.done) * v_net.apply(c.v_params, batch.next_obs)  # V(s') before the V step
+    qs = q_net.apply(c.q_params, batch.obs, batch.action)
+    np.testing.assert_allclose(m["q_loss"], jnp.mean((qs - y) ** 2), rtol=1e-5)
+    polyak = jax.tree.map(lambda new, old: 0.005 * new + 0.995 * old, c2.q_params, c.q_target)
+    chex.assert_trees_all_close(c2.q_target, polyak, rtol=1e-6)
+    assert int(c2.step) == 1 and float(c2.tau) == pytest.approx(0.7) and float(c2.gamma) == pytest.approx(0.99)
+
+
+# ------------------------------------------------------------------------------------------------ policy
+@pytest.mark.parametrize("weight", ["sigma2", "one", "alpha_over_sigma"])
+@pytest.mark.parametrize("q_grad_norm", [False, True])
+def test_policy_gradient_is_w_eps_minus_beta_g(weight, q_grad_norm):
+    cfg = CFG.replace(weight=weight, q_grad_norm=q_grad_norm)
+    p = _states()[2].replace(cfg=cfg)  # these fields change no shapes
+    obs, key = _batch().obs, jax.random.PRNGKey(7)
+    grads = jax.grad(lambda prm: policy.loss(prm, p, obs, key)[0])(p.params)
+    # Recompute the pieces by hand: the loss gradient must be (w eps_hat - beta g) da/dtheta, averaged over the batch.
+    k_t, k_z = jax.random.split(key)
+    a, vjp = jax.vjp(lambda prm: policy.network(cfg, ACT).apply(prm, obs), p.params)
+    t = 0.02 + 0.96 * jax.random.uniform(k_t, (obs.shape[0],))
+    alpha, sigma = vpsde.alpha_sigma(t)
+    z = jax.random.normal(k_z, a.shape)
+    eps_hat = behavior.eps(p.behavior, cfg, ACT, alpha[:, None] * a + sigma[:, None] * z, t, obs)
+    w = {"sigma2": sigma**2, "one": jnp.ones_like(sigma), "alpha_over_sigma": alpha / sigma}[weight]
+    g = jax.grad(lambda x: jnp.sum(jnp.mean(critic.q_values(p.q_params, cfg, obs, x), axis=0)))(a)
+    if q_grad_norm:
+        g = g / jnp.sqrt(jnp.mean(g**2, axis=-1, keepdims=True))
+        np.testing.assert_allclose(jnp.mean(policy.q_guidance(p, obs, a) ** 2, axis=-1), 1.0, rtol=1e-5)
+    (expected,) = vjp((w[:, None] * eps_hat - 0.3 * g) / obs.shape[0])
+    chex.assert_trees_all_close(grads, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_policy_baseline_subtracts_z():
+    _, _, p = _states()
+    obs, key = _batch().obs, jax.random.PRNGKey(1)
+    l0 = policy.loss(p.params, p, obs, key)[1]["kl_term"]
+    l1 = policy.loss(p.params, p.replace(cfg=p.cfg.replace(baseline=True)), obs, key)[1]["kl_term"]
+    assert not np.isclose(l0, l1)
+
+
+@JIT
+def test_policy_update_keeps_behavior_and_critic_frozen(use_jit):
+    _, _, p = _states()
+    p2, m = _variant(policy.update, use_jit)(p, _batch(), jax.random.PRNGKey(0))
+    chex.assert_trees_all_equal(p2.behavior, p.behavior)
+    chex.assert_trees_all_equal(p2.q_params, p.q_params)
+    assert int(p2.step) == 1 and np.isfinite(m["loss"])
+    np.testing.assert_allclose(m["lr"], 3e-4, rtol=1e-6)  # cosine schedule starts at the base rate
+    a = policy.act(p2, jnp.zeros((4, OBS)))
+    assert a.shape == (4, ACT) and np.all(np.abs(a) <= 1)
+
+
+def test_policy_lr_cosine_decays_to_zero():
+    p = _states()[2].replace(cfg=CFG.replace(policy_steps=10))
+    st, m = jax.jit(train.policy_chunk, static_argnames="num_steps")(p, _data(), jax.random.PRNGKey(0), num_steps=10)
+    # mean over the 10 steps of 3e-4 * (1 + cos(pi k / 10)) / 2, k = 0..9
+    expected = np.mean([3e-4 * 0.5 * (1 + np.cos(np.pi * k / 10)) for k in range(10)])
+    np.testing.assert_allclose(m["lr"], expected, rtol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------ chunks and vmap
+def test_chunk_equals_python_loop_of_updates():
+    b, _, _ = _states()
+    data, key = _data(), jax.random.PRNGKey(5)
+    chunked, metrics = jax.jit(train.behavior_chunk, static_argnames="num_steps")(b, data, key, num_steps=3)
+    st, losses = b, []
+    for k in jax.random.split(key, 3):
+        k_batch, k_update = jax.random.split(k)
+        st, m = behavior.update(st, train.sample_batch(data, k_batch, 8), k_update)
+        losses.append(m["loss"])
+    chex.assert_trees_all_close(chunked.params, st.params, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(metrics["loss"], np.mean(losses), rtol=1e-5)
+
+
+def test_vmap_update_over_two_seeds():
+    """The README example: one jitted update for a batch of seeds; each lane equals the unbatched run."""
+    data, keys = _data(), jax.random.split(jax.random.PRNGKey(0), 2)
+
+    def init_and_train(key):
+        k_init, k_train = jax.random.split(key)
+        state = critic.init(k_init, OBS, ACT, CFG)
+        return train.critic_chunk(state, data, k_train, 5)
+
+    states, metrics = jax.jit(jax.vmap(init_and_train))(keys)
+    assert metrics["q_loss"].shape == (2,)
+    single, m0 = jax.jit(init_and_train)(keys[1])
+    chex.assert_trees_all_close(jax.tree.map(lambda x: x[1], states.q_params), single.q_params, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(metrics["q_loss"][0], metrics["q_loss"][1])
+
+    # policy update vmapped over 2 seeds (keys) and 2 betas (a leaf of the state)
+    _, _, p = _states()
+    ps = jax.vmap(lambda beta: p.replace(beta=beta))(jnp.array([0.1, 10.0]))
+    ps2, m = jax.jit(jax.vmap(policy.update, in_axes=(0, None, 0)))(ps, _batch(), keys)
+    assert m["loss"].shape == (2,) and np.all(np.asarray(ps2.step) == 1)
+
+
+def test_learning_rate_is_a_vmappable_leaf():
+    b, _, _ = _states()
+    data = _data()
+
+    def with_lr(lr):
+        st = b.replace(opt_state=b.opt_state._replace(hyperparams={**b.opt_state.hyperparams, "learning_rate": lr}))
+        return train.behavior_chunk(st, data, jax.random.PRNGKey(0), 2)[0].params
+
+    out = jax.jit(jax.vmap(with_lr))(jnp.array([0.0, 1e-2]))
+    chex.assert_trees_all_close(jax.tree.map(lambda x: x[0], out), b.params)  # lr 0: unchanged
+    assert not np.allclose(jax.tree.leaves(out)[0][1], jax.tree.leaves(b.params)[0])
+
+
+def test_readme_example_vmaps_updates_over_seeds():
+    """The README snippet, verbatim except for step counts."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxdiff import srpo
+
+    ds = srpo.load_dataset("bandit-imbalanced")  # or "hopper-medium", any local Minari id
+    data = jax.device_put(ds.data)  # whole dataset on the device
+    cfg = srpo.configure("bandit-imbalanced", critic_width=32)
+
+    def train_critic(key):  # pure: init + 100 IQL updates (batches drawn inside) in one lax.scan
+        k_init, k_train = jax.random.split(key)
+        state = srpo.critic_init(k_init, ds.obs_dim, ds.action_dim, cfg)
+        return srpo.critic_chunk(state, data, k_train, 100)
+
+    seeds = jax.random.split(jax.random.PRNGKey(0), 4)
+    critics, metrics = jax.jit(jax.vmap(train_critic))(seeds)  # 4 seeds, one compiled call
+    print(metrics["q_loss"])  # shape (4,)
+
+    # One update step, vmapped over seeds: each seed its own state and key, the same batch.
+    update = jax.jit(jax.vmap(srpo.critic_update, in_axes=(0, None, 0)))
+    batch = srpo.sample_batch(data, jax.random.PRNGKey(1), cfg.critic_batch)
+    critics, m = update(critics, batch, seeds)
+
+    # Hyperparameters are leaves: a sweep over expectiles (or the policy's beta) is the same vmap.
+    critics, m = update(critics.replace(tau=jnp.array([0.6, 0.7, 0.8, 0.9])), batch, seeds)
+    assert metrics["q_loss"].shape == (4,) and m["v_loss"].shape == (4,) and critics.step.tolist() == [102] * 4
