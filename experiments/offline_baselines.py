@@ -1,0 +1,72 @@
+"""BC and IQL-AWR policies beside a finished SRPO run: same data, same policy network and step budget, same critic.
+
+  python experiments/srpo_offline.py --env=jaxdiff/hopper/medium-v0 --workdir=runs/srpo_hopper ...
+  python experiments/offline_baselines.py --workdir=runs/srpo_hopper
+
+Reads the SRPO run's config and critic checkpoint, trains both baselines for the run's policy_steps, evaluates them
+and the SRPO policy on the same fixed evaluation episodes, and writes <workdir>/baselines.json.
+"""
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+from absl import app, flags, logging
+
+from jaxdiff.srpo import baselines, pipeline
+from jaxdiff.srpo import policy as policy_lib
+from jaxdiff.srpo import train as train_lib
+from jaxdiff.srpo.config import SRPOConfig
+from jaxdiff.train.checkpoint import Checkpointer
+from jaxdiff.train.logging import write_json
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A finished SRPO run directory (needs critic and policy checkpoints).")
+_TEMPERATURE = flags.DEFINE_float("awr_temperature", 3.0, "AWR inverse temperature (IQL: 3 locomotion, 10 antmaze).")
+_EPISODES = flags.DEFINE_integer("eval_episodes", 10, "Evaluation episodes (same fixed seeds for all three).")
+_CHUNK = flags.DEFINE_integer("chunk", 1000, "Updates per jitted chunk.")
+
+
+def main(argv):
+    del argv
+    workdir = _WORKDIR.value
+    if not workdir or not os.path.isdir(os.path.join(workdir, "checkpoints", "critic")):
+        raise app.UsageError(f"--workdir={workdir!r} is not a finished SRPO run: run experiments/srpo_offline.py "
+                             "with --workdir first (it needs the critic and policy checkpoints).")
+    srpo_state = pipeline.load_policy_state(workdir)
+    cfg: SRPOConfig = srpo_state.cfg
+    ck = Checkpointer(os.path.join(workdir, "checkpoints", "critic"))
+    saved = ck.restore_config()
+    dataset = pipeline.load_dataset(saved["run"]["env"], saved["run"].get("ref_min_score"),
+                                    saved["run"].get("ref_max_score"))
+    seed = saved["run"]["seed"]
+    obs_dim, action_dim = dataset.obs_dim, dataset.action_dim
+    templates = jax.eval_shape(lambda: pipeline.init_states(seed, obs_dim, action_dim, cfg))
+    _, critic_state = ck.restore(templates["critic"])
+    data = jax.device_put(dataset.data)
+    steps = cfg.policy_steps
+    out = {"env": saved["run"]["env"], "policy_steps": steps, "awr_temperature": _TEMPERATURE.value}
+
+    for name, update in (("bc", baselines.bc_update),
+                         ("awr", baselines.make_awr_update(critic_state, _TEMPERATURE.value))):
+        state = pipeline.init_states(seed, obs_dim, action_dim, cfg)["policy"]
+        chunk = jax.jit(lambda s, k, update=update: train_lib.train_chunk(update, s, data, k, _CHUNK.value,
+                                                                           cfg.policy_batch))
+        key = jax.random.PRNGKey(seed + 1)
+        t0 = time.perf_counter()
+        for i in range(max(1, steps // _CHUNK.value)):
+            state, metrics = chunk(state, jax.random.fold_in(key, i))
+        jax.block_until_ready(state.params)
+        train_s = time.perf_counter() - t0
+        ev = pipeline.evaluate(state, dataset, _EPISODES.value, 10_000)
+        out[name] = {"train_seconds": train_s, "final_metrics": {k: float(v) for k, v in metrics.items()},
+                     **{k: ev[k] for k in ("mean_return", "std_return", "normalized_score") if k in ev}}
+        logging.info("%s: %s", name, out[name])
+    ev = pipeline.evaluate(srpo_state, dataset, _EPISODES.value, 10_000)
+    out["srpo"] = {k: ev[k] for k in ("mean_return", "std_return", "normalized_score") if k in ev}
+    write_json(os.path.join(workdir, "baselines.json"), out)
+    print(json.dumps({k: out[k] for k in ("srpo", "bc", "awr")}, indent=1))
+
+
+if __name__ == "__main__":
+    app.run(main)
