@@ -4,12 +4,24 @@ r"""Online RL launcher: QVPO (and, by one registry entry each, other OnlineAgent
   python experiments/qvpo_online.py --env=Hopper-v5      # the paper's protocol: 1M steps, 10k warm-up, eval every 10k
   python experiments/qvpo_online.py --env=Hopper-v5 --total_steps=2000 --warmup_steps=500 --n_d=4   # smoke run
   python experiments/qvpo_online.py --env=Hopper-v5 --resume  # continue from the latest checkpoint in --workdir
+  python experiments/qvpo_online.py --num_seeds=5              # 5 seeds (x with/without entropy) in one vmapped run
+  python experiments/qvpo_online.py --env=Hopper-v5 --num_seeds=3 --entropy_alpha=0.0,0.02   # 6 runs in one process
 
 Every field of the algorithm's config dataclass is a flag of the same name (e.g. --n_d --k_b --k_t --n_uniform
 --diffusion_steps --weight_transform --entropy_alpha --entropy_min --actor_lr); unset flags keep the algorithm's
 default, or the env preset's (the bandit uses a small, fast preset). Outputs in --workdir (default
 runs/<algo>_<env>_<seed>): metrics.jsonl, summary.json, curves.png, checkpoints/, and for the bandit
 bandit_samples.png (policy samples over training, with and without the entropy term).
+
+Many runs in one process (jaxdiff.train.online_multi): --num_seeds=N trains seeds --seed .. --seed+N-1 together,
+the states stacked and every step vmapped (and sharded over all visible devices). A numeric hyperparameter that
+the agent keeps in its state (QVPO: actor_lr critic_lr gamma tau cut entropy_alpha entropy_min ...; SAC: gamma tau;
+TD3: gamma tau policy_noise noise_clip exploration_noise) takes a comma-separated list and is swept in the same run,
+crossed with the seeds; a list for a size (n_d, batch_size, ...) is refused. Outputs then hold all runs:
+metrics.jsonl records carry "run", curves.png shows mean +- std per sweep point, summary.json has per-run scores
+and aggregates (mean, std, IQM, 95% bootstrap CI) per sweep point, checkpoints/ is one stacked checkpoint
+(`qvpo.load_policy(workdir, seed=s[, entropy_alpha=...])` or `run=k` restores one run). --num_seeds=1 without a
+list is the single-run path, unchanged. On the bandit, the with/without-entropy comparison becomes a sweep point.
 
 Adding an algorithm: one `ALGOS` entry (config dataclass + make_agent [+ prepare, samples]).
 """
@@ -31,7 +43,7 @@ from absl import logging as absl_logging  # noqa: E402
 from jaxdiff import qvpo  # noqa: E402
 from jaxdiff.baselines import sac, td3  # noqa: E402
 from jaxdiff.train import logging as logging_lib  # noqa: E402
-from jaxdiff.train import online  # noqa: E402
+from jaxdiff.train import multirun, online, online_multi, sweep  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -88,7 +100,8 @@ PRESETS: dict[str, dict] = {
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("algo", "qvpo", sorted(ALGOS), "Algorithm.")
 flags.DEFINE_string("env", "bandit", "'bandit' (pure-JAX toy of the paper's Fig. 2) or a gymnasium id, e.g. Hopper-v5.")
-flags.DEFINE_integer("seed", 0, "Seed (network init, replay sampling, env resets).")
+flags.DEFINE_integer("seed", 0, "Seed (network init, replay sampling, env resets); the first of --num_seeds.")
+flags.DEFINE_integer("num_seeds", 1, "Seeds trained together in one vmapped process (--seed, --seed+1, ...).")
 flags.DEFINE_string("workdir", None, "Output directory (default runs/<algo>_<env>_<seed>).")
 flags.DEFINE_bool("resume", False, "Continue from the latest checkpoint in --workdir.")
 flags.DEFINE_bool("overwrite", False, "Delete existing checkpoints in --workdir when not resuming.")
@@ -126,7 +139,8 @@ def _define_config_flags() -> None:
     """One flag per field of every registered config dataclass (default None = keep the algorithm's default).
 
     Algorithms share a flag when their fields share a name (e.g. --actor_lr); it applies to whichever runs."""
-    definers = {"bool": flags.DEFINE_bool, "int": flags.DEFINE_integer, "float": flags.DEFINE_float,
+    # numbers are read as strings so that a comma-separated list can ask for a sweep (checked in parse_config_flags)
+    definers = {"bool": flags.DEFINE_bool, "int": flags.DEFINE_string, "float": flags.DEFINE_string,
                 "list": flags.DEFINE_list, "string": flags.DEFINE_string}
     seen: set[str] = set()
     for algo_name, algo in ALGOS.items():
@@ -135,7 +149,8 @@ def _define_config_flags() -> None:
                 continue
             seen.add(f.name)
             kind = _flag_kind(f)
-            note = " (comma-separated)" if kind == "list" else ""
+            note = {"list": " (comma-separated)", "float": " (a comma-separated list sweeps it)",
+                    "int": " (a comma-separated list sweeps it)"}.get(kind, "")
             definers[kind](f.name, None, f"[{algo_name}] default {f.default!r}{note}")
 
 
@@ -152,13 +167,36 @@ def build_run_config(env: str) -> online.OnlineConfig:
     return online.OnlineConfig(seed=FLAGS.seed, **values)
 
 
-def build_algo_config(algo: Algo, algo_name: str, env: str, run: online.OnlineConfig):
-    values = dict(PRESETS.get(env, {}).get(algo_name, {}))
+def parse_config_flags(algo: Algo) -> tuple[dict, dict[str, list[float]]]:
+    """(single values, sweeps) from the config flags; a numeric flag given as 'a,b,c' becomes a sweep."""
+    values, sweeps = {}, {}
     for f in dataclasses.fields(algo.config_cls):
         v = getattr(FLAGS, f.name, None)
-        if v is not None:
-            values[f.name] = tuple(_number(x) for x in v) if _flag_kind(f) == "list" else v
-    return algo.prepare(algo.config_cls(**values), run)
+        if v is None:
+            continue
+        kind = _flag_kind(f)
+        if kind == "list":
+            values[f.name] = tuple(_number(x) for x in v)
+        elif kind in ("int", "float"):
+            try:
+                vals = sweep.parse_values(v, f.name)
+            except ValueError as e:
+                raise app.UsageError(str(e)) from None
+            if kind == "int" and any(not float(x).is_integer() for x in vals):
+                raise app.UsageError(f"--{f.name}={v!r}: expected integers")
+            vals = [int(x) for x in vals] if kind == "int" else vals
+            if len(vals) > 1:
+                sweeps[f.name] = vals
+            values[f.name] = vals[0]  # the config holds the first value; the sweep overwrites it per run
+        else:
+            values[f.name] = v
+    return values, sweeps
+
+
+def build_algo_config(algo: Algo, algo_name: str, env: str, run: online.OnlineConfig, values: dict | None = None):
+    merged = dict(PRESETS.get(env, {}).get(algo_name, {}))
+    merged.update(parse_config_flags(algo)[0] if values is None else values)
+    return algo.prepare(algo.config_cls(**merged), run)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -216,13 +254,111 @@ def _run_bandit(algo: Algo, algo_name: str, config, run: online.OnlineConfig, wo
     return summary
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Many runs in one process: --num_seeds > 1 and/or sweeps
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _env_dims(env: str) -> tuple[int, int]:
+    from jaxdiff.envs.evaluate import make_env
+
+    probe = make_env(env)
+    dims = int(np.prod(probe.observation_space.shape)), int(np.prod(probe.action_space.shape))
+    probe.close()
+    return dims
+
+
+def _run_bandit_multi(algo: Algo, algo_name: str, config, run: online.OnlineConfig, workdir: str,
+                      points: list[dict], run_info: dict) -> dict:
+    from jaxdiff.envs import bandit
+
+    env = bandit.make_bandit()
+    agent = algo.make_agent(config, env.obs_dim, env.action_dim)
+    one = algo.samples(config, env.obs_dim, env.action_dim) if algo.samples else agent.explore
+    sampler = jax.jit(jax.vmap(one, in_axes=(0, None, None)))  # every run sampled on the same obs and key
+    obs = jnp.zeros((1000, env.obs_dim))
+    snaps = []
+    snap_every = max(run.total_steps // 6, 1)
+
+    def on_chunk(step, states):
+        if step % snap_every == 0 or step == run.total_steps:
+            snaps.append((step, np.asarray(sampler(states, obs, jax.random.PRNGKey(step)))))
+
+    summary = online_multi.run_jax_multi(agent, env, run, workdir, points, env_name="bandit", resume=FLAGS.resume,
+                                         overwrite=FLAGS.overwrite, run_info=run_info, on_chunk=on_chunk)
+    final_agents = summary.pop("final_state").runner.agent
+    if not snaps or snaps[-1][0] != summary["env_steps"]:  # e.g. resumed at the end: nothing trained, no chunk ran
+        snaps.append((summary["env_steps"], np.asarray(sampler(final_agents, obs, jax.random.PRNGKey(0)))))
+    final = snaps[-1][1]  # (runs, 1000, 2)
+    per_run = [{"run": k, **p, "best_peak_fraction": float(bandit.fraction_near(jnp.asarray(final[k]))),
+                "nearest_peak_counts": np.bincount(np.asarray(bandit.nearest_peak(final[k])), minlength=3).tolist(),
+                "mean_sample_reward": float(jnp.mean(bandit.reward(jnp.asarray(final[k]))))}
+               for k, p in enumerate(points)]
+    grouped = {multirun.point_label(hp): sweep.aggregate([per_run[i]["best_peak_fraction"] for i in idx])
+               for hp, idx in multirun.groups(points)}
+    # figure: one row per sweep point, its first seed
+    rows = {f"{multirun.point_label(hp)}, seed {points[idx[0]]['seed']}": [(st, a[idx[0]]) for st, a in snaps]
+            for hp, idx in multirun.groups(points)}
+    fig = os.path.join(workdir, "bandit_samples.png")
+    bandit.plot_samples(rows, fig, title=f"{algo_name} on the 3-peak bandit (best peak at {bandit.CENTERS[bandit.BEST]})")
+    summary["bandit"] = {"peaks": {"centers": bandit.CENTERS, "heights": bandit.HEIGHTS, "widths": bandit.WIDTHS},
+                         "runs": per_run, "best_peak_fraction": grouped, "figure": fig}
+    logging_lib.write_json(os.path.join(workdir, "summary.json"), summary)
+    for label, agg in grouped.items():
+        print(f"    {label}: best-peak fraction {agg['mean']:.3f} +- {agg['std']:.3f} (n={agg['n']})")
+    print(f"figure: {fig}")
+    return summary
+
+
+def _run_multi(algo: Algo, algo_name: str, config, run: online.OnlineConfig, env: str, workdir: str,
+               sweeps: dict[str, list[float]]) -> dict:
+    if env == "bandit" and FLAGS.bandit_compare and getattr(config, "entropy_alpha", 0) > 0 \
+            and "entropy_alpha" not in sweeps:
+        sweeps = {**sweeps, "entropy_alpha": [config.entropy_alpha, 0.0]}  # with / without the entropy term
+    points = sweep.grid(FLAGS.num_seeds, FLAGS.seed, **sweeps)
+    obs_dim, action_dim = (1, 2) if env == "bandit" else _env_dims(env)
+    try:  # refuse a list for a size before anything compiles
+        online_multi.check_points(algo.make_agent(config, obs_dim, action_dim), points)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
+    print(f"{len(points)} runs ({FLAGS.num_seeds} seeds x {len(points) // FLAGS.num_seeds} sweep points) "
+          f"on {len(jax.devices())} device(s): {points}")
+    run_info = {"algo": algo_name, "agent_config": dataclasses.asdict(config), "num_seeds": FLAGS.num_seeds}
+    if env == "bandit":
+        summary = _run_bandit_multi(algo, algo_name, config, run, workdir, points, run_info)
+    else:
+        agent = algo.make_agent(config, obs_dim, action_dim)
+        summary = online_multi.run_gym_multi(agent, env, run, workdir, points, resume=FLAGS.resume,
+                                             overwrite=FLAGS.overwrite, run_info=run_info)
+        summary.pop("final_state", None)
+    for g in summary["groups"]:
+        f, b = g.get("final_eval_return"), g.get("best_eval_return")
+        if f:
+            print(f"  {g['label']}: final eval {f['mean']:.3f} +- {f['std']:.3f} (IQM {f['iqm']:.3f}, "
+                  f"95% CI [{f['ci95'][0]:.3f}, {f['ci95'][1]:.3f}]), best {b['mean']:.3f}, n={f['n']}")
+    print(f"summary: runs={summary['num_runs']}, devices={summary['devices']}, "
+          f"train_steps_per_s={summary.get('train_steps_per_s')}, wall_time_s={summary.get('wall_time_s')}")
+    print(f"outputs in {workdir}: metrics.jsonl (field 'run'), summary.json, curves.png, checkpoints/ (stacked)")
+    return summary
+
+
 def main(argv):
     del argv
     absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every save at INFO
     algo_name, env = FLAGS.algo, FLAGS.env
     algo = ALGOS[algo_name]
     run = build_run_config(env)
-    config = build_algo_config(algo, algo_name, env, run)
+    values, sweeps = parse_config_flags(algo)
+    config = build_algo_config(algo, algo_name, env, run, values)
+    if FLAGS.num_seeds < 1:
+        raise app.UsageError("--num_seeds must be >= 1")
+    if FLAGS.num_seeds > 1 or sweeps:
+        tag = f"{FLAGS.seed}x{FLAGS.num_seeds}" + "".join(f"_{k}" for k in sweeps)
+        workdir = FLAGS.workdir or os.path.join("runs", f"{algo_name}_{env}_{tag}")
+        print(f"{algo_name} on {env}, seeds {FLAGS.seed}..{FLAGS.seed + FLAGS.num_seeds - 1}, sweeps {sweeps}, "
+              f"workdir {workdir}\n  run: {run}\n  config: {config}")
+        _run_multi(algo, algo_name, config, run, env, workdir, sweeps)
+        return
     workdir = FLAGS.workdir or os.path.join("runs", f"{algo_name}_{env}_{FLAGS.seed}")
     print(f"{algo_name} on {env}, seed {FLAGS.seed}, workdir {workdir}\n  run: {run}\n  config: {config}")
     if env == "bandit":

@@ -5,9 +5,21 @@
     python experiments/srpo_offline.py --env=jaxdiff/hopper/medium-v0   # any local Minari id
     python experiments/srpo_offline.py --env=hopper-medium --stage=policy --beta=0.1 --overwrite  # new (c), reuse (a), (b)
     python experiments/srpo_offline.py ... --resume                     # continue a killed run
+    python experiments/srpo_offline.py --num_seeds=4                    # 4 seeds in one vmapped process
+    python experiments/srpo_offline.py --num_seeds=3 --beta=0.05,0.1,0.2   # 9 runs: 3 behavior models, 3 critics
 
 Hyperparameters: SRPOConfig defaults (official code) <- the task's preset (beta, tau, policy depth, Q-grad norm)
 <- any flag given here. Outputs in --workdir: metrics.jsonl, summary.json, curves_*.png, checkpoints/.
+
+Many runs in one process (jaxdiff.srpo.multi): --num_seeds=N trains seeds --seed .. --seed+N-1 together, and
+--beta, --tau, --gamma, --behavior_lr, --critic_lr, --policy_lr take comma-separated lists that are crossed with
+the seeds. States are stacked on a run axis, every stage's jitted chunk is vmapped over it, and the runs are
+sharded over all visible devices (--shard_batch splits the behavior minibatch over them instead). A stage trains
+only its distinct runs: a beta sweep reuses one behavior model and one critic per seed. Outputs: metrics.jsonl
+records carry "run" and the run's values, curves_*.png show the mean +- std over seeds per sweep point,
+summary.json has per-run scores and per-point aggregates (mean, std, IQM, bootstrap CI), checkpoints are stacked:
+jaxdiff.srpo.load_policy(workdir, seed=s[, beta=b]) or run=k restores one run. --num_seeds=1 with single values
+is the plain single run, outputs unchanged.
 """
 from __future__ import annotations
 
@@ -19,8 +31,12 @@ from absl import app, flags, logging
 flags.DEFINE_string("env", "bandit-imbalanced", "Minari id, D4RL-style short name (hopper-medium, ...) or toy "
                     "bandit (bandit-imbalanced, bandit-8gaussians, bandit-rings, bandit-checkerboard, bandit-2spirals, "
                     "bandit-moons).")
-flags.DEFINE_integer("seed", 0, "Training seed.")
-flags.DEFINE_string("workdir", None, "Output directory (default runs/srpo_<env>_<seed>).")
+flags.DEFINE_integer("seed", 0, "Training seed; the first of --num_seeds.")
+flags.DEFINE_integer("num_seeds", 1, "Seeds trained together in one vmapped process (--seed, --seed+1, ...).")
+flags.DEFINE_bool("shard_batch", False, "Data parallel behavior training: split each behavior minibatch over all "
+                  "devices (runs replicated) instead of sharding the runs. Uses the multi-run driver.")
+flags.DEFINE_string("workdir", None, "Output directory (default runs/srpo_<env>_<seed>; many runs: "
+                    "runs/srpo_<env>_<seed>x<num_seeds>[_<swept names>]).")
 flags.DEFINE_enum("stage", "all", ["behavior", "critic", "policy", "all"], "Which stage(s) to run; later stages "
                   "reuse the finished checkpoints of earlier ones in --workdir.")
 flags.DEFINE_bool("resume", False, "Continue from the latest checkpoints in --workdir (finished stages are reused).")
@@ -30,8 +46,15 @@ flags.DEFINE_integer("critic_steps", None, "IQL updates (preset: 1.5M; toy 2000)
 flags.DEFINE_integer("policy_steps", None, "Policy-extraction updates (preset: 1M; toy 2000).")
 flags.DEFINE_integer("eval_episodes", 20, "Evaluation episodes (fixed seeds eval_seed + i); 0 skips evaluation.")
 flags.DEFINE_integer("eval_seed", 10_000, "First evaluation-episode seed (independent of --seed).")
-flags.DEFINE_float("beta", None, "SRPO beta (Q-term weight); default: the task preset.")
-flags.DEFINE_float("tau", None, "IQL expectile; default: task preset (0.7 locomotion, 0.9 antmaze).")
+# Numeric hyperparameters held as array leaves of the train states: a comma-separated list is swept (vmapped).
+SWEEP_FLAGS = {"beta": "SRPO beta (Q-term weight); default: the task preset.",
+               "tau": "IQL expectile; default: task preset (0.7 locomotion, 0.9 antmaze).",
+               "gamma": "Discount (0.99).", "behavior_lr": "Behavior-model AdamW learning rate (3e-4; toys 1e-3).",
+               "critic_lr": "IQL Q and V learning rate (3e-4).",
+               "policy_lr": "Policy learning rate (3e-4, cosine-decayed)."}
+for _name, _help in SWEEP_FLAGS.items():
+    flags.DEFINE_string(_name, None, _help + " A comma-separated list sweeps it in one vmapped run, crossed with "
+                        "--num_seeds.")
 flags.DEFINE_integer("policy_layers", None, "Hidden layers of the policy MLP; default: task preset (2 / 4).")
 flags.DEFINE_enum("weight", None, ["sigma2", "one", "alpha_over_sigma"], "w(t) of the score term; default sigma2 "
                   "(official 'VDS').")
@@ -42,8 +65,6 @@ for _name, _help in [("behavior_batch", "Behavior batch (2048)."), ("critic_batc
                      ("behavior_blocks", "LN-ResNet residual blocks (3)."), ("critic_width", "Q/V width (256)."),
                      ("critic_layers", "Q/V hidden layers (2)."), ("policy_width", "Policy width (256).")]:
     flags.DEFINE_integer(_name, None, _help)
-for _name in ("behavior_lr", "critic_lr", "policy_lr", "gamma"):
-    flags.DEFINE_float(_name, None, f"{_name} (default: SRPOConfig / preset).")
 flags.DEFINE_integer("log_every", None, "Updates per jitted chunk = metrics interval (default 1000; toys 250).")
 flags.DEFINE_integer("eval_every", None, "Policy-stage evaluation interval, a multiple of --log_every (default: "
                      "100k steps for long runs, else only at the end; toys every chunk).")
@@ -55,19 +76,41 @@ flags.DEFINE_bool("progress", None, "Show progress bars (default: when stderr is
 flags.DEFINE_bool("plots", True, "Write learning-curve PNGs (and bandit.png for the toys).")
 
 FLAGS = flags.FLAGS
-_CONFIG_FLAGS = ("behavior_steps", "critic_steps", "policy_steps", "beta", "tau", "policy_layers", "weight", "baseline",
+_CONFIG_FLAGS = ("behavior_steps", "critic_steps", "policy_steps", "policy_layers", "weight", "baseline",
                  "q_grad_norm", "behavior_batch", "critic_batch", "policy_batch", "behavior_width", "behavior_blocks",
-                 "critic_width", "critic_layers", "policy_width", "behavior_lr", "critic_lr", "policy_lr", "gamma")
+                 "critic_width", "critic_layers", "policy_width")
 
 
 def _round_up(x: int, k: int) -> int:
     return max(k, -(-x // k) * k)
 
 
-def _run() -> dict:
-    from jaxdiff.srpo import pipeline
+def parse_sweeps() -> tuple[dict, dict[str, list[float]]]:
+    """(single-value overrides, swept lists) from the list-valued flags; ValueError on junk or repeats."""
+    from jaxdiff.train import sweep
 
-    cfg = pipeline.configure(FLAGS.env, **{k: getattr(FLAGS, k) for k in _CONFIG_FLAGS})
+    overrides, sweeps = {}, {}
+    for name in SWEEP_FLAGS:
+        text = getattr(FLAGS, name)
+        if text is None:
+            continue
+        vals = sweep.parse_values(text, name)
+        if len(set(vals)) != len(vals):
+            raise ValueError(f"--{name}={text!r} repeats a value; give each value once")
+        overrides[name] = vals[0]  # the static config's copy; swept runs overwrite the state leaf
+        if len(vals) > 1:
+            sweeps[name] = vals
+    return overrides, sweeps
+
+
+def _run() -> dict:
+    from jaxdiff.srpo import multi, pipeline
+    from jaxdiff.train import sweep
+
+    if FLAGS.num_seeds < 1:
+        raise ValueError(f"--num_seeds must be >= 1, got {FLAGS.num_seeds}")
+    overrides, sweeps = parse_sweeps()
+    cfg = pipeline.configure(FLAGS.env, **{k: getattr(FLAGS, k) for k in _CONFIG_FLAGS}, **overrides)
     toy = pipeline.is_bandit(FLAGS.env)
     log_every = FLAGS.log_every or (250 if toy else 1000)
     if FLAGS.eval_every is not None:
@@ -85,7 +128,37 @@ def _run() -> dict:
         eval_episodes=FLAGS.eval_episodes, eval_seed=FLAGS.eval_seed, ref_min_score=FLAGS.ref_min_score,
         ref_max_score=FLAGS.ref_max_score, progress_bar=FLAGS.progress, plots=FLAGS.plots,
     )
-    return pipeline.run(run_cfg, cfg)
+    if FLAGS.num_seeds == 1 and not sweeps and not FLAGS.shard_batch:
+        return pipeline.run(run_cfg, cfg)  # the single run, exactly as before
+    points = sweep.grid(FLAGS.num_seeds, FLAGS.seed, **sweeps)
+    logging.info("%d runs (%d seeds x %d sweep points) over %s", len(points), FLAGS.num_seeds,
+                 len(points) // FLAGS.num_seeds, sweeps or "no sweep")
+    return multi.run_many(run_cfg, cfg, points, shard_batch=FLAGS.shard_batch)
+
+
+def _brief(summary: dict) -> dict:
+    """What the launcher prints: the run, its speed and its score (per sweep point for many runs)."""
+    steps_per_s = {k: round(v.get("steps_per_s", 0.0), 1) for k, v in summary["timing"].items()}
+    if "runs" not in summary:
+        brief = {"workdir": summary["workdir"], "env": summary["env"], "seed": summary["seed"],
+                 "steps_per_s": steps_per_s}
+        if "eval" in summary:
+            ev = summary["eval"]
+            brief.update(mean_return=ev["mean_return"], std_return=ev["std_return"],
+                         normalized_score=ev["normalized_score"])
+            if "action" in ev:
+                brief.update(action=ev["action"], support_mass=ev["support_mass"])
+        return brief
+    brief = {"workdir": summary["workdir"], "env": summary["env"], "num_runs": summary["num_runs"],
+             "seeds": summary["seeds"], "sweep": summary["sweep"], "devices": summary["devices"],
+             "steps_per_s": steps_per_s, "groups": []}
+    for g in summary["groups"]:
+        row = {"point": g["label"], "runs": g["runs"]}
+        for key in ("final_eval_return", "final_eval_score"):
+            if key in g:
+                row[key] = {k: g[key][k] for k in ("mean", "std", "iqm", "ci95")}
+        brief["groups"].append(row)
+    return brief
 
 
 def main(argv):
@@ -101,14 +174,7 @@ def main(argv):
     except (ValueError, FileNotFoundError) as e:
         logging.error("%s", e)
         sys.exit(1)
-    brief = {"workdir": summary["workdir"], "env": summary["env"], "seed": summary["seed"],
-             "steps_per_s": {k: round(v.get("steps_per_s", 0.0), 1) for k, v in summary["timing"].items()}}
-    if "eval" in summary:
-        ev = summary["eval"]
-        brief.update(mean_return=ev["mean_return"], std_return=ev["std_return"], normalized_score=ev["normalized_score"])
-        if "action" in ev:
-            brief.update(action=ev["action"], support_mass=ev["support_mass"])
-    print(json.dumps(brief, indent=1))
+    print(json.dumps(_brief(summary), indent=1))
 
 
 if __name__ == "__main__":

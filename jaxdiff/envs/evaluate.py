@@ -34,15 +34,20 @@ def evaluate_policy(
     num_episodes: int = 10,
     seed: int = 10_000,
     max_episode_steps: int | None = None,
+    seeds: list[int] | None = None,
 ) -> dict:
     """Run `num_episodes` episodes in parallel; act_fn(obs_batch, step) -> actions in [-1, 1].
 
+    seeds: one reset seed per episode (default seed + i). Multi-run evaluation passes the same eval seeds once per
+    run, so every run is scored on the episodes a single run would be.
     Returns {"returns": (num_episodes,) array, "lengths": ..., "mean": float, "std": float}.
     """
+    if seeds is not None and len(seeds) != num_episodes:
+        raise ValueError(f"{len(seeds)} seeds for {num_episodes} episodes")
     kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
     envs = gym.vector.SyncVectorEnv([lambda: make_env(env_id, **kwargs) for _ in range(num_episodes)])
     low, high = envs.single_action_space.low, envs.single_action_space.high
-    obs, _ = envs.reset(seed=[seed + i for i in range(num_episodes)])
+    obs, _ = envs.reset(seed=list(seeds) if seeds is not None else [seed + i for i in range(num_episodes)])
     returns = np.zeros(num_episodes)
     lengths = np.zeros(num_episodes, dtype=np.int64)
     alive = np.ones(num_episodes, dtype=bool)

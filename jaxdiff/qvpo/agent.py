@@ -340,18 +340,21 @@ def make_agent(config: QVPOConfig, obs_dim: int, action_dim: int) -> OnlineAgent
     return make(config, obs_dim, action_dim).agent
 
 
-def load_policy(workdir: str, step: int | None = None):
-    """Rebuild a trained QVPO policy from a run directory written by jaxdiff.train.online.
+def load_policy(workdir: str, step: int | None = None, *, run: int | None = None, seed: int | None = None,
+                **where: float):
+    """Rebuild a trained QVPO policy from a run directory written by jaxdiff.train.online or online_multi.
 
     Returns (act, state, bundle): act(obs (B, obs_dim), key) -> actions in [-1, 1] (best of k_eval, jitted), the
     restored QVPOState, and the QVPO bundle (for explore / sample / q_min). Actions still need mapping to the env's
-    range (jaxdiff.envs.evaluate.scale_action).
+    range (jaxdiff.envs.evaluate.scale_action). A multi-run directory holds many runs: pick one with seed=s (plus
+    the swept values when a sweep shares the seed, e.g. entropy_alpha=0.0) or run=k; its swept hyperparameters
+    are in state.hparams.
     """
     from jaxdiff.train import online
 
     meta = online.load_checkpoint_meta(workdir, step)
     config = QVPOConfig.from_dict(meta["agent_config"])
     bundle = make(config, int(meta["obs_dim"]), int(meta["action_dim"]))
-    state, _ = online.load_agent_state(workdir, bundle.agent, step)
+    state, _ = online.load_agent_state(workdir, bundle.agent, step, run=run, seed=seed, **where)
     act = jax.jit(lambda obs, key: bundle.act(state, obs, key))
     return act, state, bundle

@@ -8,12 +8,15 @@ Stages (each `init(key, obs_dim, action_dim, cfg, ...) -> state`, `update(state,
     behavior_sample(state, obs, key)     DPM-Solver samples from the behavior model
 Chunks (K updates in one lax.scan, batches drawn inside): behavior_chunk, critic_chunk, policy_chunk, train_chunk.
 Host side: run(RunConfig, SRPOConfig) trains/evaluates/checkpoints; load_policy(workdir) -> jitted act(obs).
+Many runs: run_many(RunConfig, SRPOConfig, sweep.grid(num_seeds, seed, beta=[...])) vmaps seeds x sweeps and
+shards them over devices (jaxdiff.srpo.multi); load_policy(workdir, seed=s[, beta=b] | run=k) picks one run.
 Nothing here is jitted: wrap with jax.jit / jax.vmap / lax.scan as you need.
 """
 from jaxdiff.srpo import behavior, critic, policy
 from jaxdiff.srpo.behavior import BehaviorState
 from jaxdiff.srpo.config import TASK_PRESETS, SRPOConfig, make_config
 from jaxdiff.srpo.critic import CriticState
+from jaxdiff.srpo.multi import run_many
 from jaxdiff.srpo.pipeline import RunConfig, configure, evaluate, load_dataset, load_policy, load_policy_state, run
 from jaxdiff.srpo.policy import PolicyState
 from jaxdiff.srpo.train import behavior_chunk, critic_chunk, policy_chunk, sample_batch, train_chunk
@@ -33,6 +36,6 @@ __all__ = [
     "behavior_init", "behavior_update", "behavior_sample", "critic_init", "critic_update",
     "policy_init", "policy_update", "act",
     "sample_batch", "train_chunk", "behavior_chunk", "critic_chunk", "policy_chunk",
-    "load_dataset", "run", "evaluate", "load_policy", "load_policy_state",
+    "load_dataset", "run", "run_many", "evaluate", "load_policy", "load_policy_state",
     "behavior", "critic", "policy",
 ]

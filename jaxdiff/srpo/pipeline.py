@@ -3,6 +3,8 @@
 Each stage is a short Python loop around one jitted chunk (a lax.scan of `log_every` updates). Chunk k of a
 stage always covers steps [k*K, (k+1)*K) and uses the key fold_in(stage_key, k*K), and checkpoints are taken at
 chunk boundaries, so a run resumed from its latest checkpoint replays exactly what an uninterrupted run does.
+The stage loop (`stage_loop`), the checkpoint plan (`plan_stages`) and the evaluation records are shared with the
+multi-run driver `jaxdiff.srpo.multi` (seeds x sweeps vmapped in one process), whose workdirs load_policy also reads.
 
 Workdir layout:
   config.json                 SRPOConfig + run settings + dataset description
@@ -43,8 +45,8 @@ _CHUNKS = {
     "policy": jax.jit(train.policy_chunk, static_argnames="num_steps"),
 }
 _ACT = jax.jit(policy.act)
-_CURVES = {"behavior": ("loss", "grad_norm"), "critic": ("q_loss", "v_loss", "q_mean", "v_mean"),
-           "policy": ("loss", "kl_term", "q_pi", "eval_return", "eval_score")}
+CURVES = {"behavior": ("loss", "grad_norm"), "critic": ("q_loss", "v_loss", "q_mean", "v_mean"),
+          "policy": ("loss", "kl_term", "q_pi", "eval_return", "eval_score")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,17 +145,30 @@ def init_states(seed: int, obs_dim: int, action_dim: int, cfg: SRPOConfig, upto:
 def evaluate(state: policy.PolicyState, dataset: OfflineDataset, episodes: int, seed: int) -> dict:
     """Deterministic-policy evaluation: known reward for bandits, vectorised gymnasium rollouts otherwise."""
     if dataset.kind == "bandit":
-        a = np.asarray(_ACT(state, jnp.zeros((1, dataset.obs_dim))))[0]
-        r = float(dataset.bandit.reward(a[None])[0])
-        out = {"mean_return": r, "std_return": 0.0, "episodes": 1, "returns": [r], "action": a.tolist(),
-               "support_mass": float(bandits.support_mass(a, dataset.data.action[:20_000])[0])}
-    else:
-        from jaxdiff.envs.evaluate import evaluate_policy
+        return bandit_record(np.asarray(_ACT(state, jnp.zeros((1, dataset.obs_dim))))[0], dataset)
+    from jaxdiff.envs.evaluate import evaluate_policy
 
-        env_id = eval_env_id(dataset)
-        res = evaluate_policy(env_id, lambda obs, step: _ACT(state, jnp.asarray(obs)), num_episodes=episodes, seed=seed)
-        out = {"mean_return": res["mean"], "std_return": res["std"], "episodes": episodes,
-               "returns": res["returns"].tolist(), "lengths": res["lengths"].tolist()}
+    env_id = eval_env_id(dataset)
+    res = evaluate_policy(env_id, lambda obs, step: _ACT(state, jnp.asarray(obs)), num_episodes=episodes, seed=seed)
+    return returns_record(res["returns"], res["lengths"], dataset)
+
+
+def bandit_record(a: np.ndarray, dataset: OfflineDataset) -> dict:
+    """Evaluation record of a bandit action (the reward is known, so one 'episode')."""
+    r = float(dataset.bandit.reward(a[None])[0])
+    out = {"mean_return": r, "std_return": 0.0, "episodes": 1, "returns": [r], "action": a.tolist(),
+           "support_mass": float(bandits.support_mass(a, dataset.data.action[:20_000])[0])}
+    return _add_scores(out, dataset)
+
+
+def returns_record(returns: np.ndarray, lengths: np.ndarray, dataset: OfflineDataset) -> dict:
+    """Evaluation record of a batch of episode returns and lengths."""
+    out = {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "episodes": len(returns),
+           "returns": np.asarray(returns).tolist(), "lengths": np.asarray(lengths).tolist()}
+    return _add_scores(out, dataset)
+
+
+def _add_scores(out: dict, dataset: OfflineDataset) -> dict:
     out["normalized_score"] = normalized_score(out["mean_return"], dataset)
     if out["normalized_score"] is not None:
         out["normalized_scores"] = [normalized_score(r, dataset) for r in out["returns"]]
@@ -169,17 +184,18 @@ def normalized_score(ret: float, dataset: OfflineDataset) -> float | None:
 
 
 # ----------------------------------------------------------------------------------------------- checkpoints
-def _ckpt_dir(workdir: str, stage: str) -> str:
+def ckpt_dir(workdir: str, stage: str) -> str:
     return os.path.join(workdir, "checkpoints", stage)
 
 
-def _checkpoint_config(cfg: SRPOConfig, run: RunConfig, dataset: OfflineDataset, stage: str) -> dict:
+def checkpoint_config(cfg: SRPOConfig, run: RunConfig, dataset: OfflineDataset, stage: str) -> dict:
     return {"stage": stage, "srpo": cfg.to_dict(), "run": dataclasses.asdict(run), "dataset": dataset.describe()}
 
 
-def _check_compatible(saved: dict, cfg: SRPOConfig, stage: str, where: str) -> None:
+def check_compatible(saved: dict, cfg: SRPOConfig, stage: str, where: str, fields: Any = None) -> None:
+    """Raise if the saved checkpoint's settings of the stage (or the given `fields`) differ from cfg's."""
     old = saved.get("srpo", {})
-    diff = [f for f in STAGE_FIELDS[stage] if f in old and old[f] != getattr(cfg, f)]
+    diff = [f for f in (STAGE_FIELDS[stage] if fields is None else fields) if f in old and old[f] != getattr(cfg, f)]
     if diff:
         pairs = ", ".join(f"{f}: saved {old[f]!r} vs now {getattr(cfg, f)!r}" for f in diff)
         raise ValueError(f"the {stage} checkpoint in {where} was made with different settings ({pairs}); "
@@ -190,7 +206,7 @@ def _total_steps(cfg: SRPOConfig, stage: str) -> int:
     return getattr(cfg, f"{stage}_steps")
 
 
-def _prune_metrics(path: str, stage: str, after_step: int) -> None:
+def prune_metrics(path: str, stage: str, after_step: int) -> None:
     """Drop this stage's records past `after_step` (they are replayed by the resumed run)."""
     records = read_metrics(path)
     keep = [r for r in records if not (r.get("stage") == stage and r.get("step", 0) > after_step)]
@@ -199,40 +215,101 @@ def _prune_metrics(path: str, stage: str, after_step: int) -> None:
             f.writelines(json.dumps(r) + "\n" for r in keep)
 
 
+# ----------------------------------------------------------------------------------------------- plan
+def needed_stages(stage: str) -> tuple[str, ...]:
+    """Stages that must exist for --stage (the policy needs a behavior model and a critic)."""
+    return STAGES if stage in ("all", "policy") else (stage,)
+
+
+def stages_to_train(stage: str) -> tuple[str, ...]:
+    return STAGES if stage == "all" else (stage,)
+
+
+def _single_run_check(cfg: SRPOConfig) -> Callable[[dict, str, str], None]:
+    def check(saved: dict, stage: str, where: str) -> None:
+        if saved.get("points") is not None:
+            raise ValueError(f"{where} holds a multi-run checkpoint ({len(saved['points'])} runs); continue it with "
+                             f"the same --num_seeds and sweep flags, or choose a new --workdir")
+        check_compatible(saved, cfg, stage, where)
+
+    return check
+
+
+def plan_stages(workdir: str, run_cfg: RunConfig, cfg: SRPOConfig,
+                check: Callable[[dict, str, str], None]) -> dict[str, tuple[str, int | None]]:
+    """Decide, before any work, what each needed stage does: ("fresh", None), ("resume", step) or ("reuse", step).
+
+    check(saved checkpoint config, stage, directory) raises ValueError when a checkpoint cannot be continued or
+    reused with the current settings. Deletes the checkpoints of the stages being trained when run_cfg.overwrite.
+    """
+    to_train = stages_to_train(run_cfg.stage)
+    plan: dict[str, tuple[str, int | None]] = {}
+    for stage in needed_stages(run_cfg.stage):
+        ck = Checkpointer(ckpt_dir(workdir, stage))
+        latest = ck.latest_step()
+        where = ckpt_dir(workdir, stage)
+        if stage in to_train:
+            if latest is not None and run_cfg.overwrite:
+                ck.close()
+                shutil.rmtree(where)
+                plan[stage] = ("fresh", None)
+                continue
+            if latest is not None and not run_cfg.resume:
+                raise ValueError(f"{where} already has a {stage} checkpoint (step {latest}); pass --resume to continue "
+                                 f"or reuse it, --overwrite to start over, or choose a new --workdir")
+            if latest is not None:
+                check(ck.restore_config(latest), stage, where)
+            plan[stage] = ("resume", latest) if latest is not None else ("fresh", None)
+        else:
+            if latest is None or latest < _total_steps(cfg, stage):
+                raise ValueError(f"--stage={run_cfg.stage} needs a finished {stage} stage in {workdir} (found "
+                                 f"{'none' if latest is None else f'step {latest}'}); run --stage={stage} first")
+            check(ck.restore_config(latest), stage, where)
+            plan[stage] = ("reuse", latest)
+        ck.close()
+    return plan
+
+
 # ----------------------------------------------------------------------------------------------- stage loop
-def _train_stage(stage: str, state: Any, data: Any, cfg: SRPOConfig, run: RunConfig, ckpt: Checkpointer,
-                 writer: MetricsWriter, ckpt_config: dict,
-                 eval_fn: Callable[[Any], dict] | None = None) -> tuple[Any, dict, dict, dict | None]:
-    total = _total_steps(cfg, stage)
-    step = int(state.step)
-    _, train_key = stage_keys(run.seed, stage)
-    chunk_fn = _CHUNKS[stage]
+ChunkFn = Callable[[Any, int, int], tuple[Any, dict]]
+RecordsFn = Callable[[int, int, float, dict, Any], list[dict]]
+
+
+def stage_loop(stage: str, state: Any, start: int, total: int, run: RunConfig, chunk: ChunkFn, to_records: RecordsFn,
+               writer: MetricsWriter, ckpt: Checkpointer, save: Callable[[int, Any], None],
+               eval_fn: Callable[[Any], Any] | None = None) -> tuple[Any, dict, dict, Any]:
+    """The host loop of one stage, shared by the single-run and the multi-run drivers.
+
+    chunk(state, step, n) -> (state, host metrics) runs the n updates after `step`; to_records(step, n, seconds,
+    metrics, eval or None) -> metrics.jsonl records; save(step, state) checkpoints. Evaluation every
+    run.eval_every steps and at the end (if eval_fn), checkpoints every run.checkpoint_every and at the end.
+    Returns (state, last metrics, timing, last evaluation).
+    """
+    step = start
     K = run.log_every
     last: dict = {}
-    last_eval: dict | None = None
+    last_eval = None
     chunk_times: list[tuple[int, float]] = []
     t_stage = time.perf_counter()
     bar = progress(total, desc=stage, initial=step, disable=None if run.progress_bar is None else not run.progress_bar)
     while step < total:
         n = min(K, total - step)
         t0 = time.perf_counter()
-        state, metrics = chunk_fn(state, data, jax.random.fold_in(train_key, step), num_steps=n)
-        metrics = jax.device_get(metrics)
+        state, last = chunk(state, step, n)  # host values: the chunk has finished
         dt = time.perf_counter() - t0
         chunk_times.append((n, dt))
         step += n
         bar.update(n)
-        last = {k: float(v) for k, v in metrics.items()}
-        record = {"stage": stage, "step": step, **last, "steps_per_s": n / dt}
+        ev = None
         if eval_fn is not None and ((run.eval_every and step % run.eval_every == 0) or step == total):
-            last_eval = eval_fn(state)
-            record.update(eval_return=last_eval["mean_return"], eval_score=last_eval["normalized_score"])
-        writer.write(record)
-        bar.set_postfix({k: f"{v:.3g}" for k, v in list(last.items())[:3]})
+            ev = last_eval = eval_fn(state)
+        for record in to_records(step, n, dt, last, ev):
+            writer.write(record)
+        bar.set_postfix({k: f"{float(np.mean(v)):.3g}" for k, v in list(last.items())[:3]})
         if (run.checkpoint_every and step % run.checkpoint_every == 0) or step == total:
-            ckpt.save(step, state, ckpt_config)
+            save(step, state)
     if total == 0 or ckpt.latest_step() is None:
-        ckpt.save(step, state, ckpt_config)
+        save(step, state)
     bar.close()
     timing = {"time_s": time.perf_counter() - t_stage, "chunks": len(chunk_times)}
     if chunk_times:
@@ -240,6 +317,26 @@ def _train_stage(stage: str, state: Any, data: Any, cfg: SRPOConfig, run: RunCon
         timing["steps_per_s"] = sum(n for n, _ in steady) / max(sum(t for _, t in steady), 1e-9)
         timing["first_chunk_s"] = chunk_times[0][1]
     return state, last, timing, last_eval
+
+
+def _train_stage(stage: str, state: Any, data: Any, cfg: SRPOConfig, run: RunConfig, ckpt: Checkpointer,
+                 writer: MetricsWriter, ckpt_config: dict,
+                 eval_fn: Callable[[Any], dict] | None = None) -> tuple[Any, dict, dict, dict | None]:
+    _, train_key = stage_keys(run.seed, stage)
+    chunk_fn = _CHUNKS[stage]
+
+    def chunk(st, step, n):
+        st, metrics = chunk_fn(st, data, jax.random.fold_in(train_key, step), num_steps=n)
+        return st, {k: float(v) for k, v in jax.device_get(metrics).items()}
+
+    def to_records(step, n, dt, last, ev):
+        record = {"stage": stage, "step": step, **last, "steps_per_s": n / dt}
+        if ev is not None:
+            record.update(eval_return=ev["mean_return"], eval_score=ev["normalized_score"])
+        return [record]
+
+    return stage_loop(stage, state, int(state.step), _total_steps(cfg, stage), run, chunk, to_records, writer, ckpt,
+                      lambda step, st: ckpt.save(step, st, ckpt_config), eval_fn)
 
 
 # ----------------------------------------------------------------------------------------------- run
@@ -254,34 +351,9 @@ def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, dataset: OfflineDatas
         cfg = configure(run_cfg.env)
     _, preset_note = preset_for(dataset.task)
     os.makedirs(workdir, exist_ok=True)
-    to_train = STAGES if run_cfg.stage == "all" else (run_cfg.stage,)
-    needed = STAGES[: STAGES.index(to_train[-1]) + 1] if run_cfg.stage in ("all", "policy") else to_train
+    needed = needed_stages(run_cfg.stage)
 
-    # Decide, before any work, what each stage does: train fresh, continue, or reuse a finished checkpoint.
-    plan: dict[str, tuple[str, int | None]] = {}
-    for stage in needed:
-        ck = Checkpointer(_ckpt_dir(workdir, stage))
-        latest = ck.latest_step()
-        where = _ckpt_dir(workdir, stage)
-        if stage in to_train:
-            if latest is not None and run_cfg.overwrite:
-                ck.close()
-                shutil.rmtree(where)
-                plan[stage] = ("fresh", None)
-                continue
-            if latest is not None and not run_cfg.resume:
-                raise ValueError(f"{where} already has a {stage} checkpoint (step {latest}); pass --resume to continue "
-                                 f"or reuse it, --overwrite to start over, or choose a new --workdir")
-            if latest is not None:
-                _check_compatible(ck.restore_config(latest), cfg, stage, where)
-            plan[stage] = ("resume", latest) if latest is not None else ("fresh", None)
-        else:
-            if latest is None or latest < _total_steps(cfg, stage):
-                raise ValueError(f"--stage={run_cfg.stage} needs a finished {stage} stage in {workdir} (found "
-                                 f"{'none' if latest is None else f'step {latest}'}); run --stage={stage} first")
-            _check_compatible(ck.restore_config(latest), cfg, stage, where)
-            plan[stage] = ("reuse", latest)
-        ck.close()
+    plan = plan_stages(workdir, run_cfg, cfg, _single_run_check(cfg))
 
     write_json(os.path.join(workdir, "config.json"),
                {"srpo": cfg.to_dict(), "run": dataclasses.asdict(run_cfg), "dataset": dataset.describe(),
@@ -305,12 +377,12 @@ def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, dataset: OfflineDatas
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     for stage, (mode, latest) in plan.items():
         if mode == "fresh":
-            _prune_metrics(metrics_path, stage, 0)
+            prune_metrics(metrics_path, stage, 0)
             summary["stages"].pop(stage, None)
             summary["timing"].pop(stage, None)
             summary.pop("eval", None)
         elif mode == "resume":
-            _prune_metrics(metrics_path, stage, latest)
+            prune_metrics(metrics_path, stage, latest)
     writer = MetricsWriter(metrics_path)
     data = jax.device_put(dataset.data)
     fresh = init_states(run_cfg.seed, dataset.obs_dim, dataset.action_dim, cfg, upto="critic")
@@ -327,16 +399,16 @@ def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, dataset: OfflineDatas
                                       cfg, states["behavior"], states["critic"])
         else:
             target = fresh[stage]
-        ck = Checkpointer(_ckpt_dir(workdir, stage))
+        ck = Checkpointer(ckpt_dir(workdir, stage))
         if mode in ("resume", "reuse"):
             _, target = ck.restore(target, latest)
-            log.info("%s: restored step %d from %s", stage, latest, _ckpt_dir(workdir, stage))
+            log.info("%s: restored step %d from %s", stage, latest, ckpt_dir(workdir, stage))
         if mode == "reuse" or int(target.step) >= _total_steps(cfg, stage):
             states[stage] = target
             ck.close()
             continue
         state, last, timing, last_eval = _train_stage(
-            stage, target, data, cfg, run_cfg, ck, writer, _checkpoint_config(cfg, run_cfg, dataset, stage),
+            stage, target, data, cfg, run_cfg, ck, writer, checkpoint_config(cfg, run_cfg, dataset, stage),
             eval_fn if (stage == "policy" and run_cfg.eval_episodes > 0) else None)
         ck.close()
         states[stage] = state
@@ -349,7 +421,7 @@ def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, dataset: OfflineDatas
 
     records = read_metrics(metrics_path) if run_cfg.plots else []
     for stage in needed if run_cfg.plots else ():
-        keys = [k for k in _CURVES[stage] if any(k in r for r in records if r.get("stage") == stage)]
+        keys = [k for k in CURVES[stage] if any(k in r for r in records if r.get("stage") == stage)]
         plot_curves([r for r in records if r.get("stage") == stage], "step", keys,
                     os.path.join(workdir, f"curves_{stage}.png"), title=f"SRPO {stage} - {run_cfg.env}")
     if "policy" in states:
@@ -367,25 +439,41 @@ def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, dataset: OfflineDatas
 
 
 # ----------------------------------------------------------------------------------------------- loading
-def load_policy_state(workdir: str, step: int | None = None) -> policy.PolicyState:
-    """The PolicyState of the latest (or given) policy checkpoint in `workdir`."""
-    ck = Checkpointer(_ckpt_dir(workdir, "policy"))
-    if ck.latest_step() is None:
-        raise FileNotFoundError(f"no policy checkpoint in {_ckpt_dir(workdir, 'policy')}; run --stage=policy first")
-    saved = ck.restore_config(step)
-    cfg = SRPOConfig.from_dict(saved["srpo"])
-    obs_dim, action_dim = saved["dataset"]["obs_dim"], saved["dataset"]["action_dim"]
-    seed = saved["run"]["seed"]
-    target = jax.eval_shape(lambda: init_states(seed, obs_dim, action_dim, cfg)["policy"])  # shapes only, no compute
-    _, state = ck.restore(target, step)
-    ck.close()
-    return state
+def load_policy_state(workdir: str, step: int | None = None, *, run: int | None = None, seed: int | None = None,
+                      **where: float) -> policy.PolicyState:
+    """The PolicyState of the latest (or given) policy checkpoint in `workdir`.
+
+    A multi-run workdir (jaxdiff.srpo.multi) holds all runs stacked; pick one with seed=s (plus the swept values
+    when a sweep shares that seed, e.g. beta=0.1) or run=k (index into summary.json's "runs"). Its swept
+    hyperparameters are in the state (beta) and in state.cfg.
+    """
+    ck = Checkpointer(ckpt_dir(workdir, "policy"))
+    try:
+        if ck.latest_step() is None:
+            raise FileNotFoundError(f"no policy checkpoint in {ckpt_dir(workdir, 'policy')}; run --stage=policy first")
+        saved = ck.restore_config(step)
+        if saved.get("points") is not None:
+            from jaxdiff.srpo import multi
+
+            return multi.restore_run(ck, saved, step, run=run, seed=seed, **where)
+        if run not in (None, 0) or where or (seed is not None and seed != saved["run"]["seed"]):
+            raise ValueError(f"{workdir} holds a single run (seed {saved['run']['seed']}); got run={run}, seed={seed}"
+                             + (f", {where}" if where else ""))
+        cfg = SRPOConfig.from_dict(saved["srpo"])
+        obs_dim, action_dim = saved["dataset"]["obs_dim"], saved["dataset"]["action_dim"]
+        target = jax.eval_shape(lambda: init_states(saved["run"]["seed"], obs_dim, action_dim, cfg)["policy"])
+        _, state = ck.restore(target, step)  # target: shapes only, no compute
+        return state
+    finally:
+        ck.close()
 
 
-def load_policy(workdir: str, step: int | None = None) -> Callable[[Any], jax.Array]:
+def load_policy(workdir: str, step: int | None = None, *, run: int | None = None, seed: int | None = None,
+                **where: float) -> Callable[[Any], jax.Array]:
     """A jitted act(obs (B, obs_dim)) -> actions (B, action_dim) in [-1, 1] from a run's policy checkpoint.
 
-    Map actions to the env's box with jaxdiff.envs.evaluate.scale_action (identity for [-1, 1] boxes).
+    Multi-run workdirs: choose the run with seed=s (and swept values, e.g. beta=0.1) or run=k, as in
+    load_policy_state. Map actions to the env's box with jaxdiff.envs.evaluate.scale_action (identity for [-1, 1]).
     """
-    state = load_policy_state(workdir, step)
+    state = load_policy_state(workdir, step, run=run, seed=seed, **where)
     return jax.jit(lambda obs: policy.act(state, obs))

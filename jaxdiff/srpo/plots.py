@@ -39,3 +39,33 @@ def bandit_figure(behavior_state: behavior.BehaviorState, policy_state: policy.P
     fig.suptitle(f"SRPO on {dataset.name} (beta={float(policy_state.beta):g})")
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def bandit_runs_figure(actions: list, points: list[dict], dataset, path: str, num_samples: int = 2000) -> None:
+    """Many runs on one bandit: dataset actions over the reward map and each run's final action, one colour per
+    sweep point (seeds of a point share its colour), so a beta sweep shows how far each beta leaves the data."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from jaxdiff.train import multirun
+
+    grid = np.linspace(-1.1, 1.1, 200)
+    gx, gy = np.meshgrid(grid, grid)
+    fig, ax = plt.subplots(figsize=(6.2, 5.2), layout="constrained")
+    cs = ax.contourf(gx, gy, dataset.bandit.reward(np.stack([gx, gy], -1)), levels=20, cmap="viridis", alpha=0.55)
+    data = np.asarray(dataset.data.action[:num_samples])
+    ax.scatter(data[:, 0], data[:, 1], s=2, c="k", alpha=0.3)
+    for i, (hp, idx) in enumerate(multirun.groups(points)):
+        a = np.asarray([actions[k] for k in idx])
+        ax.scatter(a[:, 0], a[:, 1], marker="*", s=220, color=f"C{i % 10}", edgecolors="white", linewidths=1.0,
+                   label=f"{multirun.point_label(hp)} (n={len(idx)})")
+    ax.set_xlim(-1.1, 1.1)
+    ax.set_ylim(-1.1, 1.1)
+    ax.set_aspect("equal")
+    ax.legend(loc="lower left", fontsize=8)
+    fig.colorbar(cs, ax=ax, label="reward", shrink=0.85)
+    ax.set_title(f"SRPO on {dataset.name}: final actions of {len(points)} runs")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

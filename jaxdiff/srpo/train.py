@@ -4,6 +4,11 @@
 
 `data` is a `jaxdiff.data.replay.Transition` of arrays with a leading transition axis living on the device.
 Nothing is jitted here.
+
+Data parallelism: `batch_sharding` (e.g. NamedSharding(mesh, PartitionSpec("batch"))) constrains each drawn
+minibatch to be split over devices along its batch axis. Under jit, GSPMD then runs the forward/backward pass
+on each device's slice and all-reduces the gradients; the result equals the unsharded update up to summation
+order. Worth it for the behavior model's batch of 2048 on several accelerators; the data stays replicated.
 """
 from __future__ import annotations
 
@@ -25,17 +30,21 @@ def sample_batch(data: Transition, key: jax.Array, batch_size: int) -> Transitio
 
 
 def train_chunk(update: UpdateFn, state: Any, data: Transition, key: jax.Array, num_steps: int,
-                batch_size: int) -> tuple[Any, dict]:
+                batch_size: int, batch_sharding: jax.sharding.Sharding | None = None) -> tuple[Any, dict]:
     """`num_steps` x (sample a batch, update) in one lax.scan; metrics are averaged over the chunk."""
     def step(st, k):
         k_batch, k_update = jax.random.split(k)
-        return update(st, sample_batch(data, k_batch, batch_size), k_update)
+        batch = sample_batch(data, k_batch, batch_size)
+        if batch_sharding is not None:
+            batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+        return update(st, batch, k_update)
 
     return scan_updates(step, state, key, num_steps)
 
 
-def behavior_chunk(state: behavior.BehaviorState, data: Transition, key: jax.Array, num_steps: int):
-    return train_chunk(behavior.update, state, data, key, num_steps, state.cfg.behavior_batch)
+def behavior_chunk(state: behavior.BehaviorState, data: Transition, key: jax.Array, num_steps: int,
+                   batch_sharding: jax.sharding.Sharding | None = None):
+    return train_chunk(behavior.update, state, data, key, num_steps, state.cfg.behavior_batch, batch_sharding)
 
 
 def critic_chunk(state: critic.CriticState, data: Transition, key: jax.Array, num_steps: int):

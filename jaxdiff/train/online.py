@@ -445,25 +445,38 @@ def jax_init(agent: OnlineAgent, env: JaxEnv, key: jax.Array, capacity: int) -> 
 
 def jax_chunk(
     agent: OnlineAgent, env: JaxEnv, ls: JaxLoopState, num_steps: int, *, warmup_steps: int,
-    truncation_as_terminal: bool = False,
+    truncation_as_terminal: bool = False, step_flags: jax.Array | None = None,
 ) -> JaxLoopState:
-    """num_steps env steps (act -> env.step -> replay add -> update once warm) as one lax.scan. Pure; jit it."""
+    """num_steps env steps (act -> env.step -> replay add -> update once warm) as one lax.scan. Pure; jit it.
+
+    step_flags=None decides per step, from the state, whether to act with the policy (after warm-up) and whether
+    to update. step_flags (num_steps, 2) bool = (policy_acts, do_update) per step, computed by the caller from
+    the same counters (online_multi does, on the host), gives the same result; it exists for `vmap` over runs:
+    passed unbatched, the `lax.cond`s stay real branches, whereas a cond on a per-run (batched) flag becomes a
+    select that runs both branches — an update on every warm-up step.
+    """
     update_after = max(warmup_steps, 1)
 
-    def body(ls: JaxLoopState, _):
+    def body(ls: JaxLoopState, flags):
         rs = ls.runner
         key, k_act, k_env, k_reset, k_upd = jax.random.split(rs.key, 5)
-        warm = rs.env_step < warmup_steps
+        if flags is None:
+            policy_acts = rs.env_step >= warmup_steps
+        else:
+            policy_acts = flags[0]
         a = jax.lax.cond(
-            warm,
-            lambda: jax.random.uniform(k_act, (env.action_dim,), minval=-1.0, maxval=1.0),
+            policy_acts,
             lambda: agent.explore(rs.agent, ls.obs[None], k_act)[0],
+            lambda: jax.random.uniform(k_act, (env.action_dim,), minval=-1.0, maxval=1.0),
         )
         env_state, next_obs, r, term, trunc = env.step(ls.env_state, a, k_env)
         done = jnp.logical_or(term, jnp.logical_and(trunc, truncation_as_terminal))
         tr = Transition(ls.obs, a, r, next_obs, done.astype(jnp.float32))
         rs = rs.replace(replay=replay_lib.add(rs.replay, tr), key=key, env_step=rs.env_step + 1)
-        can_update = jnp.logical_and(rs.env_step >= warmup_steps, rs.replay.size >= update_after)
+        if flags is None:
+            can_update = jnp.logical_and(rs.env_step >= warmup_steps, rs.replay.size >= update_after)
+        else:
+            can_update = flags[1]
         rs = jax.lax.cond(can_update, lambda r_: update_step(agent, r_, k_upd), lambda r_: r_, rs)
         end = jnp.logical_or(term, trunc)
         reset_state, reset_obs = env.reset(k_reset)
@@ -479,7 +492,7 @@ def jax_chunk(
             done_count=ls.done_count + end.astype(jnp.int32),
         ), None
 
-    ls, _ = jax.lax.scan(body, ls, None, length=num_steps)
+    ls, _ = jax.lax.scan(body, ls, step_flags, length=num_steps)
     return ls
 
 
@@ -614,10 +627,16 @@ def load_checkpoint_meta(workdir: str, step: int | None = None) -> dict:
         ckpt.close()
 
 
-def load_agent_state(workdir: str, agent: OnlineAgent, step: int | None = None) -> tuple[Any, dict]:
+def load_agent_state(
+    workdir: str, agent: OnlineAgent, step: int | None = None, *, run: int | None = None, seed: int | None = None,
+    **where: float,
+) -> tuple[Any, dict]:
     """Restore just the agent state of a run (either driver) into the structure of agent.init's output.
 
     Returns (agent_state, meta). The checkpoint is read without a target, so this works whatever the replay size.
+    A multi-run checkpoint (`jaxdiff.train.online_multi`) holds all runs stacked; pick one with run=k (index), or
+    seed=s and, when a sweep shares that seed, the swept values (e.g. entropy_alpha=0.0). meta then has "run" and
+    "point" added.
     """
     import flax.serialization
     import orbax.checkpoint as ocp
@@ -634,6 +653,15 @@ def load_agent_state(workdir: str, agent: OnlineAgent, step: int | None = None) 
         mngr.close()
     tree, meta = out["state"], dict(out["config"])
     agent_tree = tree["runner"]["agent"] if "runner" in tree else tree["agent"]
+    if meta.get("points") is not None:  # stacked runs: keep run k alone
+        from jaxdiff.train.multirun import select_run
+
+        k = select_run(meta["points"], run=run, seed=seed, **where)
+        agent_tree = jax.tree.map(lambda x: x[k], agent_tree)
+        meta.update(run=k, point=meta["points"][k])
+    elif run not in (None, 0) or where or (seed is not None and seed != meta.get("runner", {}).get("seed")):
+        raise ValueError(f"{workdir} holds a single run (seed {meta.get('runner', {}).get('seed')}); "
+                         f"got run={run}, seed={seed}, {where}")
     template = agent.init(jax.random.PRNGKey(0))
 
     def as_state_dict(x):  # orbax hands tuples back as lists and empty nodes as None; flax wants {"0": ...}
