@@ -1,8 +1,10 @@
 """Network definitions (flax.linen), with explicit (obs, action, t) inputs.
 
-Every layer uses PyTorch's default initialisation (weights and biases ~ U(+-1/sqrt(fan_in))) because the
-official SRPO and QVPO code is PyTorch and its tuned hyperparameters (beta, learning rates) were found with
-that init. LayerNorm uses eps=1e-5 for the same reason. BUILD_NOTES.md records both choices.
+Layers are initialised as the official PyTorch code initialises them, because its tuned hyperparameters (beta,
+learning rates) were found with that init: by default PyTorch's nn.Linear init (weights and biases
+~ U(+-1/sqrt(fan_in))), which the official SRPO code uses; `param_init="qvpo"` is the official QVPO code's
+`init_weights` (weights ~ N(0, (1 / (2 sqrt(fan_in)))^2), not truncated in effect, biases 0). LayerNorm uses
+eps=1e-5 for the same reason. BUILD_NOTES.md records these choices.
 """
 from __future__ import annotations
 
@@ -37,17 +39,40 @@ def _torch_uniform(bound: float):
     return init
 
 
+INITS = ("torch", "qvpo")
+
+
+def _qvpo_normal(std: float):
+    # The official QVPO init_weights draws N(0, std^2) and then loops to redraw values outside +-2 std, but the
+    # redrawn tensor is never written back into the parameter, so the weights keep the plain normal draw.
+    def init(key, shape, dtype=jnp.float32):
+        return std * jax.random.normal(key, shape, dtype)
+
+    return init
+
+
 class Dense(nn.Module):
-    """nn.Dense with PyTorch's default init: kernel and bias ~ U(+-1/sqrt(fan_in))."""
+    """Affine layer with the official code's init.
+
+    param_init="torch" (default): PyTorch's nn.Linear default, kernel and bias ~ U(+-1/sqrt(fan_in)).
+    param_init="qvpo": the official QVPO code, kernel ~ N(0, (1 / (2 sqrt(fan_in)))^2), bias 0.
+    """
 
     features: int
+    param_init: str = "torch"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         fan_in = x.shape[-1]
-        bound = 1.0 / math.sqrt(fan_in)
-        kernel = self.param("kernel", _torch_uniform(bound), (fan_in, self.features))
-        bias = self.param("bias", _torch_uniform(bound), (self.features,))
+        if self.param_init == "torch":
+            bound = 1.0 / math.sqrt(fan_in)
+            k_init, b_init = _torch_uniform(bound), _torch_uniform(bound)
+        elif self.param_init == "qvpo":
+            k_init, b_init = _qvpo_normal(1.0 / (2.0 * math.sqrt(fan_in))), nn.initializers.zeros
+        else:
+            raise ValueError(f"param_init must be one of {INITS}, got {self.param_init!r}")
+        kernel = self.param("kernel", k_init, (fan_in, self.features))
+        bias = self.param("bias", b_init, (self.features,))
         return x @ kernel + bias
 
 
@@ -57,12 +82,13 @@ class MLP(nn.Module):
     hidden: Sequence[int]
     out_dim: int
     activation: Callable[[jax.Array], jax.Array] = nn.relu
+    param_init: str = "torch"  # see Dense
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         for width in self.hidden:
-            x = self.activation(Dense(width)(x))
-        return Dense(self.out_dim)(x)
+            x = self.activation(Dense(width, self.param_init)(x))
+        return Dense(self.out_dim, self.param_init)(x)
 
 
 class GaussianFourierFeatures(nn.Module):
@@ -134,14 +160,16 @@ class MishMLPNoiseNet(nn.Module):
     n_hidden: int = 3
     t_dim: int = 32
     activation: Callable[[jax.Array], jax.Array] = mish
+    param_init: str = "torch"  # see Dense; QVPOConfig.param_init picks "qvpo" (the official QVPO code's) for QVPO
 
     @nn.compact
     def __call__(self, x_t: jax.Array, t: jax.Array, obs: jax.Array) -> jax.Array:
         temb = sinusoidal_embedding(t, self.t_dim)
-        temb = Dense(self.t_dim)(self.activation(Dense(256)(temb)))
+        temb = Dense(self.t_dim, self.param_init)(self.activation(Dense(256, self.param_init)(temb)))
         temb = jnp.broadcast_to(temb, x_t.shape[:-1] + (self.t_dim,))
         x = jnp.concatenate([x_t, temb, obs], axis=-1)
-        return MLP([self.hidden] * self.n_hidden, self.action_dim, activation=self.activation)(x)
+        mlp = MLP([self.hidden] * self.n_hidden, self.action_dim, activation=self.activation, param_init=self.param_init)
+        return mlp(x)
 
 
 class TwinQ(nn.Module):
@@ -150,6 +178,7 @@ class TwinQ(nn.Module):
     hidden: Sequence[int] = (256, 256)
     activation: Callable[[jax.Array], jax.Array] = nn.relu
     n: int = 2
+    param_init: str = "torch"  # see Dense
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
@@ -161,7 +190,7 @@ class TwinQ(nn.Module):
             out_axes=0,
             axis_size=self.n,
         )
-        q = ensemble(self.hidden, 1, self.activation)(jnp.concatenate([obs, action], axis=-1))
+        q = ensemble(self.hidden, 1, self.activation, self.param_init)(jnp.concatenate([obs, action], axis=-1))
         return q[..., 0]
 
 

@@ -61,9 +61,13 @@ def test_entropy_rows_weighting():
 def test_entropy_coef_schedule():
     hp = qvpo.QVPOHParams.from_config(qvpo.QVPOConfig(entropy_horizon=1000.0, entropy_offset=100.0))
     coef = lambda s: float(qvpo.entropy_coef(jnp.int32(s), hp))  # noqa: E731
-    assert coef(0) == pytest.approx(0.02 * 0.9)  # env step 100 of 1000
-    assert coef(400) == pytest.approx(0.02 * 0.5)
-    assert coef(800) == pytest.approx(0.002)  # 0.02 * 0.1 = floor
+    # official: omega is set AFTER each update from that update's env step, so update 0 uses exactly alpha and
+    # update k >= 1 uses alpha (1 - (offset + k - 1) / horizon)
+    assert coef(0) == np.float32(0.02)
+    assert coef(1) == pytest.approx(0.02 * 0.9)  # env step 100 of 1000
+    assert coef(2) == pytest.approx(0.02 * (1 - 101 / 1000))
+    assert coef(401) == pytest.approx(0.02 * 0.5)
+    assert coef(801) == pytest.approx(0.002)  # 0.02 * 0.1 = floor
     assert coef(10_000) == pytest.approx(0.002)  # floor, never negative
     # monotone non-increasing
     vals = [coef(s) for s in range(0, 1000, 50)]
@@ -72,7 +76,78 @@ def test_entropy_coef_schedule():
     hp0 = qvpo.QVPOHParams.from_config(qvpo.QVPOConfig(entropy_alpha=0.0))
     assert float(qvpo.entropy_coef(jnp.int32(5), hp0)) == 0.0
     # jit-able with a traced step
-    assert float(jax.jit(qvpo.entropy_coef)(jnp.int32(400), hp)) == pytest.approx(0.01)
+    assert float(jax.jit(qvpo.entropy_coef)(jnp.int32(401), hp)) == pytest.approx(0.01)
+
+
+def _official_omega_sequence(alpha, warmup, num_steps, n_updates):
+    """The official main.py loop, transcribed: agent.entropy_alpha starts at args.entropy_alpha and is reset after
+    each agent.train(steps, ...) call, for steps = warmup, warmup + 1, ..."""
+    used, current = [], alpha
+    for steps in range(warmup, warmup + n_updates):
+        used.append(current)  # the value agent.train sees
+        current = min(alpha, max(0.002, alpha - steps / num_steps * alpha))
+    return used
+
+
+@pytest.mark.parametrize("offset", [0.0, 10_000.0])
+def test_entropy_coef_matches_official_loop(offset):
+    # a library config (offset 0, as a user who never heard of the launcher) and the launcher's (offset = warmup)
+    cfg = qvpo.QVPOConfig(entropy_horizon=20_000.0, entropy_offset=offset)
+    hp = qvpo.QVPOHParams.from_config(cfg)
+    ks = np.array([0, 1, 2, 3, 500, 5000, 9999, 15_000])
+    ours = np.asarray(jax.vmap(lambda k: qvpo.entropy_coef(k, hp))(jnp.asarray(ks, jnp.int32)))
+    ref = _official_omega_sequence(0.02, int(offset), 20_000, int(ks.max()) + 1)
+    np.testing.assert_allclose(ours, np.asarray(ref)[ks], rtol=1e-6)
+    assert ours[0] == np.float32(0.02)  # the first update uses exactly entropy_alpha
+
+
+def test_first_update_uses_exactly_entropy_alpha_through_the_library():
+    q = qvpo.make(TINY, OBS, ACT)
+    st = q.init(jax.random.PRNGKey(0))
+    _, m = q.update(st, _batch(jax.random.PRNGKey(1), 2 * TINY.batch_size), jax.random.PRNGKey(2))
+    assert float(m["entropy_coef"]) == np.float32(TINY.entropy_alpha)
+
+
+# ---------------------------------------------------------------------------------------------- official init
+def _dense_leaves(params):
+    flat = jax.tree_util.tree_leaves_with_path(params)
+    kernels = [x for p, x in flat if "kernel" in jax.tree_util.keystr(p)]
+    biases = [x for p, x in flat if "bias" in jax.tree_util.keystr(p)]
+    return kernels, biases
+
+
+def test_official_qvpo_init_is_the_default():
+    assert qvpo.QVPOConfig().param_init == "qvpo"
+    cfg = qvpo.QVPOConfig(actor_hidden=256, critic_hidden=(256, 256, 256))
+    st = qvpo.make(cfg, 11, 3).init(jax.random.PRNGKey(0))
+    for tree in (st.actor, st.critic):
+        kernels, biases = _dense_leaves(tree)
+        assert kernels and all(float(jnp.abs(b).max()) == 0.0 for b in biases)  # zero biases
+        for k in kernels:
+            fan_in = k.shape[-2]
+            std = 1.0 / (2.0 * np.sqrt(fan_in))
+            assert float(jnp.std(k)) == pytest.approx(std, rel=0.1), k.shape
+            # NOT truncated at 2 std (the official redraw loop never writes back): a 256 x 256 normal has ~1200
+            # values beyond 2 std
+            if k.size >= 256 * 256:
+                assert float(jnp.mean(jnp.abs(k) > 2 * std)) > 0.03
+    # the noise net's output at init: std ~0.009 (official init) vs ~0.035 (PyTorch default)
+    def out_std(init):
+        c = dataclasses.replace(cfg, param_init=init)
+        net = nets.MishMLPNoiseNet(3, hidden=256, n_hidden=3, param_init=init)
+        p = net.init(jax.random.PRNGKey(1), jnp.zeros((1, 3)), jnp.zeros((1,), jnp.int32), jnp.zeros((1, 11)))
+        k = jax.random.split(jax.random.PRNGKey(2), 3)
+        x = jax.random.normal(k[0], (4096, 3))
+        s = jax.random.normal(k[1], (4096, 11))
+        t = jax.random.randint(k[2], (4096,), 0, c.diffusion_steps)
+        return float(jnp.std(net.apply(p, x, t, s)))
+    assert 0.005 < out_std("qvpo") < 0.015 and 0.02 < out_std("torch") < 0.06
+    # the PyTorch default stays available
+    kernels, biases = _dense_leaves(qvpo.make(dataclasses.replace(cfg, param_init="torch"), 11, 3).init(
+        jax.random.PRNGKey(0)).actor)
+    assert all(float(jnp.abs(b).max()) > 0 for b in biases)
+    with pytest.raises(ValueError):
+        qvpo.QVPOConfig(param_init="xavier")
 
 
 # ---------------------------------------------------------------------------------------------- best-of-K
@@ -170,6 +245,26 @@ def test_actor_batch_rows_and_weights(tiny):
     st0 = st.replace(hparams=st.hparams.replace(entropy_alpha=jnp.float32(0.0)))
     _, _, row_w0, denom0, _ = q.actor_batch(st0, st.critic, obs, jax.random.PRNGKey(2))
     assert float(denom0) == B and float(jnp.abs(row_w0[B:]).max()) == 0.0
+
+
+def test_unweighted_mode_is_official(tiny):
+    """weight_transform='none' (official: no --weighted): weight 1, NO uniform rows, mean over the B policy rows."""
+    _, st = tiny
+    cfg = dataclasses.replace(TINY, weight_transform="none")
+    q = qvpo.make(cfg, OBS, ACT)
+    obs = jax.random.normal(jax.random.PRNGKey(1), (TINY.batch_size, OBS))
+    x0, rows_obs, row_w, denom, _ = q.actor_batch(st, st.critic, obs, jax.random.PRNGKey(2))
+    B = TINY.batch_size
+    assert x0.shape == (B, ACT) and rows_obs.shape == (B, OBS) and float(denom) == B
+    np.testing.assert_array_equal(row_w, np.ones(B))
+    # the loss is then the plain (unweighted) mean eps loss over the policy rows
+    from jaxdiff.diffusion import ddpm
+    sched = ddpm.make_schedule(cfg.diffusion_steps, cfg.beta_schedule)
+    net = nets.MishMLPNoiseNet(ACT, hidden=cfg.actor_hidden, n_hidden=cfg.actor_layers, activation=nets.mish_fast,
+                               param_init=cfg.param_init)
+    key = jax.random.PRNGKey(3)
+    ref = ddpm.eps_loss(key, sched, lambda x, t: net.apply(st.actor, x, t, rows_obs), x0)
+    np.testing.assert_allclose(q.actor_loss(st.actor, x0, rows_obs, row_w, denom, key), ref, rtol=1e-6)
 
 
 def test_critic_target_uses_done_and_gamma(tiny):

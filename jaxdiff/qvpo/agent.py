@@ -80,13 +80,18 @@ def transform_weights(kind: str, q_best: jax.Array, v: jax.Array, cut: jax.Array
 
 
 def entropy_coef(update_step: jax.Array, hp: QVPOHParams) -> jax.Array:
-    """omega_ent = min(alpha, max(alpha_min, alpha * (1 - env_step / horizon))), env_step = offset + update_step.
+    """omega_ent of update k (0-based), exactly as the official code schedules it.
 
-    The outer min makes alpha = 0 switch the term off entirely, as in the official code.
+    The official loop sets omega = min(alpha, max(alpha_min, alpha * (1 - env_step / horizon))) AFTER each update,
+    from the env step of that update, so update 0 uses exactly alpha and update k >= 1 uses the formula at env step
+    offset + k - 1 (offset = env step of the first update: the launcher sets it to warmup_steps). The outer min
+    makes alpha = 0 switch the term off entirely, as in the official code.
     """
-    env_step = hp.entropy_offset + jnp.asarray(update_step, jnp.float32)
+    k = jnp.asarray(update_step, jnp.float32)
+    env_step = hp.entropy_offset + k - 1.0
     decayed = hp.entropy_alpha * (1.0 - env_step / hp.entropy_horizon)
-    return jnp.minimum(hp.entropy_alpha, jnp.maximum(hp.entropy_min, decayed))
+    scheduled = jnp.minimum(hp.entropy_alpha, jnp.maximum(hp.entropy_min, decayed))
+    return jnp.where(k < 1.0, hp.entropy_alpha, scheduled)
 
 
 def entropy_rows(
@@ -203,8 +208,9 @@ class QVPO(NamedTuple):
 def make(config: QVPOConfig, obs_dim: int, action_dim: int) -> QVPO:
     c = config
     act_fn = nets.mish_fast if c.fast_mish else nets.mish
-    actor_net = nets.MishMLPNoiseNet(action_dim, hidden=c.actor_hidden, n_hidden=c.actor_layers, activation=act_fn)
-    critic_net = nets.TwinQ(hidden=c.critic_hidden, activation=act_fn)
+    actor_net = nets.MishMLPNoiseNet(action_dim, hidden=c.actor_hidden, n_hidden=c.actor_layers, activation=act_fn,
+                                     param_init=c.param_init)
+    critic_net = nets.TwinQ(hidden=c.critic_hidden, activation=act_fn, param_init=c.param_init)
     sched = ddpm.make_schedule(c.diffusion_steps, c.beta_schedule)
     tx = _optimizer(c)
 
@@ -264,8 +270,9 @@ def make(config: QVPOConfig, obs_dim: int, action_dim: int) -> QVPO:
         row_w = w.reshape(-1)
         omega = entropy_coef(state.step, hp)
         denom = jnp.float32(B * c.chosen)
-        if c.n_uniform > 0:
-            # 4. entropy term: uniform actions weighted omega * w(s); left out when alpha == 0 (as official)
+        if c.n_uniform > 0 and c.weight_transform != "none":
+            # 4. entropy term: uniform actions weighted omega * w(s); left out when alpha == 0 (as official) and in
+            # the unweighted mode (official: run without --weighted, the loss has no weights and no uniform rows)
             u_obs, u_act, u_w = entropy_rows(k_unif, obs, w, omega, c.n_uniform, action_dim)
             x0 = jnp.concatenate([x0, u_act], axis=0)
             rows_obs = jnp.concatenate([rows_obs, u_obs], axis=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 WEIGHT_TRANSFORMS = ("qadv", "qcut", "none")
+INITS = ("qvpo", "torch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +25,7 @@ class QVPOConfig:
     critic_hidden: tuple[int, ...] = (256, 256, 256)
     grad_clip: float = 2.0  # global-norm clip before Adam (both nets)
     adam_eps: float = 1e-5
+    param_init: str = "qvpo"  # qvpo: the official code's N(0, (1/(2 sqrt(fan_in)))^2) weights, zero biases; torch: U(+-1/sqrt(fan_in))
     fast_mish: bool = True  # same function as Mish, one exp instead of three transcendentals (nets.mish_fast)
     # --- numeric hyperparameters (become float32 leaves of QVPOState.hparams: vmappable for sweeps) ---
     actor_lr: float = 1e-4
@@ -34,11 +36,13 @@ class QVPOConfig:
     entropy_alpha: float = 0.02  # omega_ent at the start; 0 switches the entropy term off (as the official code)
     entropy_min: float = 0.002  # floor of the linear decay
     entropy_horizon: float = 1_000_000.0  # env steps over which omega decays (official: --num_steps)
-    entropy_offset: float = 0.0  # env step of the first update (the launcher sets it to warmup_steps)
+    entropy_offset: float = 0.0  # env step of the first update (the launcher sets it to warmup_steps); see entropy_coef
 
     def __post_init__(self):
         if self.weight_transform not in WEIGHT_TRANSFORMS:
             raise ValueError(f"weight_transform must be one of {WEIGHT_TRANSFORMS}, got {self.weight_transform!r}")
+        if self.param_init not in INITS:
+            raise ValueError(f"param_init must be one of {INITS}, got {self.param_init!r}")
         if not 1 <= self.chosen <= self.n_d:
             raise ValueError(f"need 1 <= chosen <= n_d, got chosen={self.chosen}, n_d={self.n_d}")
         for name in ("batch_size", "diffusion_steps", "n_d", "k_b", "k_t", "k_eval"):
