@@ -82,6 +82,23 @@ def _imbalanced(rng, n):
     return 0.7 * np.stack([np.cos(ang), np.sin(ang)], -1) + 0.1 * rng.standard_normal((n, 2))
 
 
+# "mixed-quality": a few good demonstrations and many mediocre ones. Two Gaussian modes (std 0.1) at
+# MIXED_GOOD = (0.5, 0.5) (30% of the data) and MIXED_BAD = (-0.5, -0.5) (70%); the reward is a bump of height 1
+# on the good mode plus one of height 0.5 on the bad mode (width 0.3), so the midpoint of the modes, and the data
+# mean (-0.2, -0.2) that BC's MSE fit converges to, lie off the data with low reward.
+MIXED_GOOD, MIXED_BAD, MIXED_GOOD_SHARE = (0.5, 0.5), (-0.5, -0.5), 0.3
+
+
+def _mixed_quality(rng, n):
+    good = rng.random(n) < MIXED_GOOD_SHARE
+    centers = np.where(good[:, None], np.asarray(MIXED_GOOD), np.asarray(MIXED_BAD))
+    return centers + 0.1 * rng.standard_normal((n, 2))
+
+
+def _mixed_quality_reward(a):
+    return _bump(MIXED_GOOD, 0.3)(a) + 0.5 * _bump(MIXED_BAD, 0.3)(a)
+
+
 BANDITS: dict[str, Bandit] = {
     b.name: b
     for b in [
@@ -90,6 +107,11 @@ BANDITS: dict[str, Bandit] = {
                "(45 degrees) is the rarest, the worst (225 degrees) the most common; reward <a, (cos 45, sin 45)>. "
                "With beta -> 0 SRPO stays near the behavior mean (poor, between modes), with no score term it "
                "runs to the corner (1, 1) outside the data, with the toy preset it lands on the best mode"),
+        Bandit("mixed-quality", _mixed_quality, _mixed_quality_reward,
+               "mixed-quality demonstrations: 30% near a good action (0.5, 0.5), reward ~1, and 70% near a mediocre "
+               "one (-0.5, -0.5), reward ~0.5 (Gaussian modes, std 0.1; reward bumps of width 0.3). BC averages the "
+               "modes to (-0.2, -0.2), off the data with reward ~0.2; SRPO without its critic (score term only) also "
+               "ends between the modes or on the mediocre one; SRPO (preset beta 1.0) picks the good mode"),
         Bandit("8gaussians", _eight_gaussians, _linear(45.0),
                "8 Gaussians (std 0.05) on a circle of radius 0.8; reward <a, (cos 45, sin 45)>: the unconstrained "
                "optimum is the corner (1, 1), the best in-support action the mode at 45 degrees"),

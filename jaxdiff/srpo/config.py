@@ -111,6 +111,12 @@ TOY_PRESET: dict[str, Any] = dict(
     policy_steps=2000, policy_batch=256, policy_width=64, policy_layers=2,
     beta=0.17, tau=0.7, q_grad_norm=False,
 )
+# Per-bandit changes to TOY_PRESET. bandit-mixed-quality: the good mode is far (1.4) from the 70% mediocre one,
+# so the Q term needs more weight to pull pi(s) across; on 5 seeds beta 0.5-2 picked the good mode, 0.17-0.25 did
+# not always (BUILD_NOTES, SRPO section; tests/test_srpo_beats_bc.py).
+BANDIT_PRESETS: dict[str, dict[str, Any]] = {
+    "bandit-mixed-quality": dict(beta=1.0),
+}
 
 
 def preset_for(task: str | None) -> tuple[dict[str, Any], str]:
@@ -122,7 +128,8 @@ def preset_for(task: str | None) -> tuple[dict[str, Any], str]:
     if task is None:
         return {}, "no task preset (plain SRPOConfig defaults)"
     if task.startswith("bandit-"):
-        return dict(TOY_PRESET), "built-in toy preset"
+        extra = BANDIT_PRESETS.get(task, {})
+        return {**TOY_PRESET, **extra}, "built-in toy preset" + (f" with {extra}" if extra else "")
     if task in TASK_PRESETS:
         return dict(TASK_PRESETS[task]), f"paper preset for {task}"
     env = task.split("-")[0]
