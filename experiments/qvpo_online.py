@@ -85,11 +85,17 @@ ALGOS: dict[str, Algo] = {
 # Per-env defaults for runner flags and per-algo config fields (flags given on the command line win).
 PRESETS: dict[str, dict] = {
     "bandit": {
-        "run": dict(total_steps=3000, warmup_steps=1000, eval_every=500, eval_episodes=100, log_every=250,
-                    checkpoint_every=1000, buffer_size=3000),
-        # small and fast on CPU; the bandit is terminal every step, so k_t only costs time (k_t = 1)
-        "qvpo": dict(batch_size=64, n_d=16, diffusion_steps=10, k_t=1, k_eval=8, actor_hidden=64,
-                     critic_hidden=(256, 256), critic_lr=1e-3),
+        # the Fig. 2 setting (jaxdiff/envs/bandit.py, BUILD_NOTES "Bandit (Fig. 2)", results/qvpo_bandit.json):
+        # 100 uniform warm-up steps, 500 updates
+        "run": dict(total_steps=600, warmup_steps=100, eval_every=100, eval_episodes=100, log_every=100,
+                    checkpoint_every=600, buffer_size=600),
+        # small and fast on CPU; the bandit is terminal every step, so k_t only costs time (k_t = 1). Departures
+        # from the paper that the effect needs in 500 updates (measured, BUILD_NOTES): actor_lr 1e-3 (at 1e-4 the
+        # entropy-regularised policy does not reach the best peak either), entropy_alpha 0.3 (0.02: 0 of 4 seeds
+        # escape, 0.1: 1 of 4; with rewards ~1 the uniform rows need the larger weight) and k_b 1 (behaviour = one
+        # raw policy sample; with the paper's k_b 4 the entropy-regularised policy escapes on 5 of 8 seeds only)
+        "qvpo": dict(batch_size=32, n_d=8, diffusion_steps=5, k_b=1, k_t=1, k_eval=8, actor_hidden=64,
+                     critic_hidden=(256, 256), critic_lr=1e-3, actor_lr=1e-3, entropy_alpha=0.3),
     },
 }
 
