@@ -199,6 +199,29 @@ def main(argv):
         return states, curve, time.time() - t0, {k: np.asarray(v).tolist() for k, v in m.items()}
 
     results = {"bc": {}, "awr": {}, "ladder": []}
+    wall["behavior_s"] = 0.0
+
+    def write(done_ladder: bool) -> None:
+        """(Re)write the JSON and figure with what is finished, so an interrupted run keeps its finished rungs."""
+        wall["total_s"] = time.time() - t_start
+        summary = {
+            "experiment": "SRPO vs BC vs IQL-AWR vs behavior-as-policy", "env": env, "env_id": env_id,
+            "dataset": dataset.describe(), "num_seeds": S, "holdout": FLAGS.holdout, "n_train": n_train,
+            "settings": {"behavior_ladder": ladder, "behavior_batch": FLAGS.behavior_batch,
+                         "critic_steps": FLAGS.critic_steps, "policy_steps": FLAGS.policy_steps, "betas": betas,
+                         "preset_beta": cfg0.beta, "tau": cfg.tau, "awr_temperature": awr_T, "eval_episodes": E,
+                         "eval_seed": FLAGS.eval_seed, "behavior_sampler": "DPM-Solver 15 steps order 3",
+                         "paper_budgets": "behavior 2M @ 2048, critic 1.5M, policy 1M"},
+            "complete": done_ladder, "critic_quality": critic_q, **results, "wall": wall,
+            "hardware": {"cpu": platform.processor() or platform.machine(), "device": str(jax.devices()[0]),
+                         "cores": os.cpu_count()},
+            "command": "python " + " ".join(sys.argv),
+        }
+        os.makedirs(os.path.dirname(out_path) or ".", exist_ok=True)
+        write_json(out_path, summary)
+        if results["ladder"]:
+            plot(summary, out_path[:-5] + ".png")
+
     p_keys = jnp.stack([pipeline.stage_keys(s, "policy")[1] for s in range(S)])
     for kind in ("bc", "awr"):
         p0 = stack([policy.init(pipeline.stage_keys(s, "policy")[0], dataset.obs_dim, dataset.action_dim, cfg,
@@ -250,25 +273,9 @@ def main(argv):
                                         for c in curve]} for j, b in enumerate(betas)},
             "srpo_train_s": secs, "srpo_final_metrics": m})
         say("rung %d SRPO per beta (mean over seeds) %s", rung, per.mean(axis=0))
-    wall["behavior_s"] = t_b
-    wall["total_s"] = time.time() - t_start
-
-    summary = {
-        "experiment": "SRPO vs BC vs IQL-AWR vs behavior-as-policy", "env": env, "env_id": env_id,
-        "dataset": dataset.describe(), "num_seeds": S, "holdout": FLAGS.holdout, "n_train": n_train,
-        "settings": {"behavior_ladder": ladder, "behavior_batch": FLAGS.behavior_batch,
-                     "critic_steps": FLAGS.critic_steps, "policy_steps": FLAGS.policy_steps, "betas": betas,
-                     "preset_beta": cfg0.beta, "tau": cfg.tau, "awr_temperature": awr_T, "eval_episodes": E,
-                     "eval_seed": FLAGS.eval_seed, "behavior_sampler": "DPM-Solver 15 steps order 3",
-                     "paper_budgets": "behavior 2M @ 2048, critic 1.5M, policy 1M"},
-        "critic_quality": critic_q, **results, "wall": wall,
-        "hardware": {"cpu": platform.processor() or platform.machine(), "device": str(jax.devices()[0]),
-                     "cores": os.cpu_count()},
-        "command": "python " + " ".join(sys.argv),
-    }
-    os.makedirs(os.path.dirname(out_path) or ".", exist_ok=True)
-    write_json(out_path, summary)
-    plot(summary, out_path[:-5] + ".png")
+        wall["behavior_s"] = t_b
+        write(done_ladder=False)
+    write(done_ladder=True)
     print(f"wrote {out_path}")
 
 
