@@ -32,6 +32,7 @@ from jaxdiff.data import bandits
 from jaxdiff.data.minari_data import OfflineDataset, eval_env_id, load_minari, resolve_name
 from jaxdiff.srpo import behavior, critic, policy, train
 from jaxdiff.srpo.config import STAGE_FIELDS, SRPOConfig, make_config, preset_for
+from jaxdiff.train import divergence
 from jaxdiff.train.checkpoint import Checkpointer
 from jaxdiff.train.logging import MetricsWriter, plot_curves, progress, read_metrics, write_json
 
@@ -246,14 +247,14 @@ def plan_stages(workdir: str, run_cfg: RunConfig, cfg: SRPOConfig,
     plan: dict[str, tuple[str, int | None]] = {}
     for stage in needed_stages(run_cfg.stage):
         ck = Checkpointer(ckpt_dir(workdir, stage))
-        latest = ck.latest_step()
         where = ckpt_dir(workdir, stage)
+        if stage in to_train and run_cfg.overwrite and ck.has_any():  # damaged steps included
+            ck.close()
+            shutil.rmtree(where)
+            plan[stage] = ("fresh", None)
+            continue
+        latest = ck.latest_step()  # newest readable; CheckpointError when every step there is damaged
         if stage in to_train:
-            if latest is not None and run_cfg.overwrite:
-                ck.close()
-                shutil.rmtree(where)
-                plan[stage] = ("fresh", None)
-                continue
             if latest is not None and not run_cfg.resume:
                 raise ValueError(f"{where} already has a {stage} checkpoint (step {latest}); pass --resume to continue "
                                  f"or reuse it, --overwrite to start over, or choose a new --workdir")
@@ -267,6 +268,10 @@ def plan_stages(workdir: str, run_cfg: RunConfig, cfg: SRPOConfig,
             check(ck.restore_config(latest), stage, where)
             plan[stage] = ("reuse", latest)
         ck.close()
+    if run_cfg.resume and all(mode == "fresh" for mode, _ in plan.values()):
+        raise ValueError(f"--resume: nothing to resume in --workdir={workdir} (no checkpoints in "
+                         f"{os.path.join(workdir, 'checkpoints')}); check --workdir, or drop --resume to start a "
+                         f"new run")
     return plan
 
 
@@ -300,6 +305,14 @@ def stage_loop(stage: str, state: Any, start: int, total: int, run: RunConfig, c
         chunk_times.append((n, dt))
         step += n
         bar.update(n)
+        try:  # before evaluating or saving: the last checkpoint stays finite
+            divergence.check(f"the SRPO {stage} stage", step, last, state, last_checkpoint=ckpt.latest_step,
+                             directory=ckpt.directory, lr_flags={"": f"--{stage}_lr"})
+        except divergence.DivergenceError:
+            for record in to_records(step, n, dt, last, None):  # the non-finite values, as null, for the record
+                writer.write(record)
+            bar.close()
+            raise
         ev = None
         if eval_fn is not None and ((run.eval_every and step % run.eval_every == 0) or step == total):
             ev = last_eval = eval_fn(state)
@@ -401,8 +414,11 @@ def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, dataset: OfflineDatas
             target = fresh[stage]
         ck = Checkpointer(ckpt_dir(workdir, stage))
         if mode in ("resume", "reuse"):
-            _, target = ck.restore(target, latest)
-            log.info("%s: restored step %d from %s", stage, latest, ckpt_dir(workdir, stage))
+            # resume: the newest step that reads back (older ones when it does not); reuse: the finished one
+            got, target = ck.restore(target, None if mode == "resume" else latest)
+            if got != latest:
+                prune_metrics(metrics_path, stage, got)
+            log.info("%s: restored step %d from %s", stage, got, ckpt_dir(workdir, stage))
         if mode == "reuse" or int(target.step) >= _total_steps(cfg, stage):
             states[stage] = target
             ck.close()

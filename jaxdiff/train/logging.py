@@ -1,26 +1,38 @@
-"""Run outputs: JSON-lines metrics, summary.json, a progress bar, learning-curve plots."""
+"""Run outputs: JSON-lines metrics, summary.json, progress (a bar on a terminal, timed lines otherwise), curves.
+
+JSON written here is always valid JSON: NaN becomes null and +-inf +-1e308 (`plain`), and json.dumps runs with
+allow_nan=False so a bare NaN can never slip through.
+"""
 from __future__ import annotations
 
 import json
 import math
 import os
+import sys
+import time
 from typing import Any, Iterable
 
 import numpy as np
 
 
-def _plain(v: Any) -> Any:
+def plain(v: Any) -> Any:
+    """v with numpy / jax values as Python ones and non-finite floats replaced (NaN -> None, +-inf -> +-1e308)."""
     if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
+        return {k: plain(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
+        return [plain(x) for x in v]
     arr = np.asarray(v)
     if arr.ndim == 0:
         x = arr.item()
         if isinstance(x, float) and not math.isfinite(x):
             return None if math.isnan(x) else (1e308 if x > 0 else -1e308)
         return x
-    return [_plain(x) for x in arr]
+    return [plain(x) for x in arr]
+
+
+def dumps(obj: Any, **kwargs) -> str:
+    """json.dumps of plain(obj): valid JSON whatever floats obj holds."""
+    return json.dumps(plain(obj), allow_nan=False, **kwargs)
 
 
 class MetricsWriter:
@@ -32,7 +44,7 @@ class MetricsWriter:
         self._f = open(path, "a", buffering=1)
 
     def write(self, record: dict) -> None:
-        self._f.write(json.dumps(_plain(record)) + "\n")
+        self._f.write(dumps(record) + "\n")
 
     def close(self) -> None:
         self._f.close()
@@ -47,11 +59,51 @@ def read_metrics(path: str) -> list[dict]:
 
 def write_json(path: str, obj: dict) -> None:
     with open(path, "w") as f:
-        json.dump(_plain(obj), f, indent=2, sort_keys=True)
+        f.write(dumps(obj, indent=2, sort_keys=True))
+
+
+class LineProgress:
+    """tqdm's update / set_postfix / close, printing one line every `interval` seconds instead of a bar.
+
+    For stderr that is not a terminal (nohup, batch jobs, CI): `desc: step n/total (p %), x steps/s, ETA ..., k=v`.
+    The interval defaults to 30 s; JAXDIFF_PROGRESS_SECONDS overrides it (0 = a line per update, for tests)."""
+
+    def __init__(self, total: int, desc: str, initial: int = 0, interval: float | None = None, stream=None):
+        env = os.environ.get("JAXDIFF_PROGRESS_SECONDS")
+        self.interval = float(env) if interval is None and env else (30.0 if interval is None else interval)
+        self.total, self.desc, self.n, self.stream = total, desc, initial, stream or sys.stderr
+        self._t0 = self._last = time.perf_counter()
+        self._n0 = initial
+        self.postfix: dict = {}
+
+    def set_postfix(self, ordered_dict: dict | None = None, **kwargs) -> None:
+        self.postfix = {**(ordered_dict or {}), **kwargs}
+
+    def line(self) -> str:
+        elapsed = max(time.perf_counter() - self._t0, 1e-9)
+        rate = (self.n - self._n0) / elapsed
+        eta = (self.total - self.n) / rate if rate > 0 else float("inf")
+        pct = 100.0 * self.n / self.total if self.total else 100.0
+        eta_s = "?" if not math.isfinite(eta) else time.strftime("%H:%M:%S", time.gmtime(eta))
+        extra = "".join(f", {k}={v}" for k, v in self.postfix.items())
+        return f"{self.desc}: step {self.n}/{self.total} ({pct:.0f} %), {rate:.1f} steps/s, ETA {eta_s}{extra}"
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = time.perf_counter()
+        if now - self._last >= self.interval:
+            self._last = now
+            print(self.line(), file=self.stream, flush=True)
+
+    def close(self) -> None:
+        pass
 
 
 def progress(total: int, desc: str, initial: int = 0, disable: bool | None = None):
-    """A tqdm bar for a stage; disabled automatically when stderr is not a terminal unless forced."""
+    """A tqdm bar for a stage on a terminal; otherwise (disable=None and stderr not a terminal) a LineProgress that
+    prints a line every ~30 s. disable=True shows nothing, disable=False forces the bar."""
+    if disable is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        return LineProgress(total, desc, initial)
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, initial=initial, dynamic_ncols=True, disable=disable, leave=True)

@@ -31,6 +31,7 @@ import numpy as np
 from jaxdiff.agent import OnlineAgent
 from jaxdiff.data import replay as replay_lib
 from jaxdiff.data.replay import ReplayState, Transition
+from jaxdiff.train import divergence
 from jaxdiff.train import logging as logging_lib
 from jaxdiff.train.checkpoint import Checkpointer
 
@@ -207,7 +208,9 @@ def _open_checkpoints(workdir: str, resume: bool, overwrite: bool) -> Checkpoint
     path = os.path.join(workdir, "checkpoints")
     if not resume and os.path.isdir(path) and os.listdir(path):
         if not overwrite:
-            raise FileExistsError(f"{path} holds checkpoints: resume=True continues them, overwrite=True deletes them")
+            raise FileExistsError(f"--workdir={workdir} already holds a run (checkpoints in {path}): pass --resume "
+                                  f"to continue it, --overwrite to delete it and start over, or choose another "
+                                  f"--workdir")
         import shutil
 
         shutil.rmtree(path)
@@ -218,15 +221,35 @@ def _ckpt_state(rs: RunnerState, save_replay: bool) -> RunnerState:
     return rs if save_replay else rs.replace(replay=None)
 
 
-def _restore(ckpt: Checkpointer, rs: RunnerState, save_replay: bool) -> tuple[RunnerState, dict]:
-    """Restore into the structure of rs; an empty replay buffer is kept when the checkpoint has none."""
-    meta = ckpt.restore_config()
-    had_replay = bool(meta.get("runner", {}).get("save_replay", save_replay))
-    target = _ckpt_state(rs, had_replay)
-    _, restored = ckpt.restore(target)
-    if not had_replay:
-        restored = restored.replace(replay=rs.replay)
+def _restore(ckpt: Checkpointer, rs: Any, save_replay: bool) -> tuple[Any, dict]:
+    """Restore the newest readable checkpoint into the structure of rs (a RunnerState, or a JaxLoopState whose
+    .runner is one); an empty replay buffer is kept when the checkpoint has none."""
+    loop = hasattr(rs, "runner")
+
+    def had_replay(meta: dict) -> bool:
+        return bool(meta.get("runner", {}).get("save_replay", save_replay))
+
+    def strip(x: Any) -> Any:
+        return x.replace(runner=_ckpt_state(x.runner, False)) if loop else _ckpt_state(x, False)
+
+    _, restored, meta = ckpt.restore_latest(lambda meta: rs if had_replay(meta) else strip(rs))
+    if not had_replay(meta):
+        replay = rs.runner.replay if loop else rs.replay
+        restored = (restored.replace(runner=restored.runner.replace(replay=replay)) if loop
+                    else restored.replace(replay=replay))
     return restored, meta
+
+
+# which flag to look at when a metric goes non-finite (first name part found wins)
+LR_FLAGS = {"critic": "--critic_lr", "q_": "--critic_lr", "actor": "--actor_lr", "alpha": "--alpha_lr",
+            "": "--actor_lr / --critic_lr"}
+
+
+def check_finite(what: str, step: int, record: dict, agent_state: Any, ckpt: Checkpointer) -> None:
+    """Stop the run (DivergenceError) when a logged agent metric or the agent state is NaN / inf."""
+    metrics = {k: v for k, v in record.items() if k.startswith("agent/")}
+    divergence.check(what, step, metrics, agent_state, last_checkpoint=ckpt.latest_step, directory=ckpt.directory,
+                     lr_flags=LR_FLAGS)
 
 
 def _eval_record(step: int, returns: np.ndarray, lengths: np.ndarray | None = None) -> dict:
@@ -387,6 +410,7 @@ def run_gym(
                 recent = []
             rs = reset_metrics(rs)
             out.writer.write(rec)
+            check_finite(f"{meta_out.get('algo', 'the agent')} on {env_id}", step, rec, rs.agent, ckpt)
             if on_log:
                 on_log(rec)
             t_log, step_log = now, step
@@ -552,11 +576,7 @@ def run_jax(
                 "action_dim": env.action_dim, **(run_info or {})}
     resumed_from = None
     if resume and ckpt.latest_step() is not None:
-        meta = ckpt.restore_config()
-        had_replay = bool(meta.get("runner", {}).get("save_replay", True))
-        target = ls if had_replay else ls.replace(runner=ls.runner.replace(replay=None))
-        _, restored = ckpt.restore(target)
-        ls = restored if had_replay else restored.replace(runner=restored.runner.replace(replay=ls.runner.replay))
+        ls, _ = _restore(ckpt, ls, True)
         resumed_from = int(ls.runner.env_step)
     start = int(ls.runner.env_step)
     out = _Outputs(workdir, resume=resumed_from is not None, step=start)
@@ -601,6 +621,7 @@ def run_jax(
             ls = ls.replace(runner=reset_metrics(rs), done_return_sum=jnp.zeros(()),
                             done_count=jnp.zeros((), jnp.int32))
             out.writer.write(rec)
+            check_finite(f"{meta_out.get('algo', 'the agent')} on {env_name}", step, rec, ls.runner.agent, ckpt)
         if step % cfg.eval_every == 0 or step == cfg.total_steps:
             ret = np.asarray(evaluate(ls.runner.agent, jax.random.fold_in(eval_key, step)))
             rec = _eval_record(step, ret)
@@ -656,9 +677,14 @@ def load_agent_state(
     import orbax.checkpoint as ocp
 
     directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    if step is None:  # the newest step marked complete whose files are intact (see jaxdiff.train.checkpoint)
+        ck = Checkpointer(directory)
+        try:
+            step = ck.latest_step()
+        finally:
+            ck.close()
     mngr = ocp.CheckpointManager(directory)
     try:
-        step = mngr.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {directory}")
         args = ocp.args.Composite(state=ocp.args.StandardRestore(), config=ocp.args.JsonRestore())
