@@ -23,10 +23,9 @@ is the plain single run, outputs unchanged.
 """
 from __future__ import annotations
 
-import json
-import sys
+from absl import flags, logging
 
-from absl import app, flags, logging
+from jaxdiff.train import cli
 
 flags.DEFINE_string("env", "bandit-imbalanced", "Minari id, D4RL-style short name (hopper-medium, ...) or toy "
                     "bandit (bandit-imbalanced, bandit-8gaussians, bandit-rings, bandit-checkerboard, bandit-2spirals, "
@@ -97,18 +96,31 @@ def parse_sweeps() -> tuple[dict, dict[str, list[float]]]:
         vals = sweep.parse_values(text, name)
         if len(set(vals)) != len(vals):
             raise ValueError(f"--{name}={text!r} repeats a value; give each value once")
+        if name.endswith("_lr") and any(v <= 0 for v in vals):
+            raise cli.FlagError(f"--{name}={text}: a learning rate must be > 0")
         overrides[name] = vals[0]  # the static config's copy; swept runs overwrite the state leaf
         if len(vals) > 1:
             sweeps[name] = vals
     return overrides, sweeps
 
 
+def check_flags() -> None:
+    """Sizes and step counts, before JAX is imported (the library's own checks name Python fields, not flags)."""
+    cli.positive(num_seeds=FLAGS.num_seeds, log_every=FLAGS.log_every, policy_layers=FLAGS.policy_layers,
+                 **{k: getattr(FLAGS, k) for k in ("behavior_batch", "critic_batch", "policy_batch", "behavior_width",
+                                                   "behavior_blocks", "critic_width", "critic_layers",
+                                                   "policy_width")})
+    cli.non_negative(behavior_steps=FLAGS.behavior_steps, critic_steps=FLAGS.critic_steps,
+                     policy_steps=FLAGS.policy_steps, eval_episodes=FLAGS.eval_episodes,
+                     eval_every=FLAGS.eval_every, checkpoint_every=FLAGS.checkpoint_every)
+    if FLAGS.resume and FLAGS.overwrite:
+        raise cli.FlagError("--resume and --overwrite exclude each other: give one")
+
+
 def _run() -> dict:
+    check_flags()
     from jaxdiff.srpo import multi, pipeline
     from jaxdiff.train import sweep
-
-    if FLAGS.num_seeds < 1:
-        raise ValueError(f"--num_seeds must be >= 1, got {FLAGS.num_seeds}")
     overrides, sweeps = parse_sweeps()
     cfg = pipeline.configure(FLAGS.env, **{k: getattr(FLAGS, k) for k in _CONFIG_FLAGS}, **overrides)
     toy = pipeline.is_bandit(FLAGS.env)
@@ -162,20 +174,15 @@ def _brief(summary: dict) -> dict:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not any(a.startswith(("--verbosity", "-v")) for a in sys.argv[1:]):
-        logging.set_verbosity(logging.WARNING)  # quiet orbax's per-checkpoint INFO lines (--verbosity=0 shows them)
+    del argv  # cli.run refuses extra arguments; bad input (ValueError, FileNotFoundError, ...) is one line, exit 1
     import logging as pylogging
 
     pylogging.getLogger("jaxdiff.srpo").setLevel(pylogging.INFO)
-    try:
-        summary = _run()
-    except (ValueError, FileNotFoundError) as e:
-        logging.error("%s", e)
-        sys.exit(1)
-    print(json.dumps(_brief(summary), indent=1))
+    summary = _run()
+    from jaxdiff.train.logging import dumps
+
+    print(dumps(_brief(summary), indent=1))  # valid JSON: a non-finite score prints as null
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

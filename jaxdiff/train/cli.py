@@ -66,7 +66,7 @@ def quiet_libraries() -> None:
     --verbosity=0 (or higher) on the command line shows them again."""
     if not any(a.startswith(("--verbosity", "-v")) for a in sys.argv[1:]):
         absl_logging.set_verbosity(absl_logging.WARNING)
-        for name in ("jax._src.xla_bridge", "absl", "orbax"):
+        for name in ("jax._src.xla_bridge", "orbax"):
             pylogging.getLogger(name).setLevel(pylogging.ERROR)
     os.environ.setdefault("TPU_MIN_LOG_LEVEL", "3")  # libtpu's start-up banner, when libtpu is installed
 
