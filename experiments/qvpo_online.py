@@ -432,9 +432,13 @@ def main(argv):
     many = FLAGS.num_seeds > 1 or sweeps
     tag = f"{FLAGS.seed}x{FLAGS.num_seeds}" + "".join(f"_{k}" for k in sweeps) if many else str(FLAGS.seed)
     workdir = FLAGS.workdir or os.path.join("runs", f"{algo_name}_{env}_{tag}")
+    ckpt_dir = os.path.join(workdir, "checkpoints")
     if FLAGS.resume:
-        step = cli.resumable(os.path.join(workdir, "checkpoints"), workdir)
+        step = cli.resumable(ckpt_dir, workdir)
         print(f"resuming from step {step} of {workdir}")
+    elif not FLAGS.overwrite and os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir):  # before anything is built
+        raise cli.FlagError(f"--workdir={workdir} already holds a run (checkpoints in {ckpt_dir}): pass --resume to "
+                            f"continue it, --overwrite to delete it and start over, or choose another --workdir")
     if many:
         print(f"{algo_name} on {env}, seeds {FLAGS.seed}..{FLAGS.seed + FLAGS.num_seeds - 1}, sweeps {sweeps}, "
               f"workdir {workdir}\n  run: {run}\n  config: {config}")

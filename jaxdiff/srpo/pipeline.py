@@ -486,10 +486,19 @@ def load_policy_state(workdir: str, step: int | None = None, *, run: int | None 
 
 def load_policy(workdir: str, step: int | None = None, *, run: int | None = None, seed: int | None = None,
                 **where: float) -> Callable[[Any], jax.Array]:
-    """A jitted act(obs (B, obs_dim)) -> actions (B, action_dim) in [-1, 1] from a run's policy checkpoint.
+    """act(obs) -> actions in [-1, 1] from a run's policy checkpoint (the policy call is jitted).
 
+    obs: one observation (obs_dim,) -> (action_dim,), or a batch (B, obs_dim) -> (B, action_dim); numpy, jax
+    arrays or lists. Any other shape is a ValueError naming the expected ones (jaxdiff.envs.evaluate.obs_batch).
     Multi-run workdirs: choose the run with seed=s (and swept values, e.g. beta=0.1) or run=k, as in
     load_policy_state. Map actions to the env's box with jaxdiff.envs.evaluate.scale_action (identity for [-1, 1]).
     """
+    from jaxdiff.envs.evaluate import checked_act
+
     state = load_policy_state(workdir, step, run=run, seed=seed, **where)
-    return jax.jit(lambda obs: policy.act(state, obs))
+    ck = Checkpointer(ckpt_dir(workdir, "policy"))
+    try:
+        obs_dim = int(ck.restore_config(step)["dataset"]["obs_dim"])
+    finally:
+        ck.close()
+    return checked_act(jax.jit(lambda obs: policy.act(state, obs)), obs_dim)
