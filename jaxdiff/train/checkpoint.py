@@ -21,6 +21,7 @@ import orbax.checkpoint as ocp
 
 MARK = "jaxdiff_complete.json"
 log = logging.getLogger("jaxdiff.checkpoint")
+_WARNED: set[tuple[str, int, str]] = set()  # (directory, step, why): one line per damaged step and process
 
 
 class CheckpointError(ValueError):
@@ -51,7 +52,6 @@ class Checkpointer:
             self.directory,
             options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False),
         )
-        self._warned: set[int] = set()
 
     # ------------------------------------------------------------------------------------------ which steps
     def step_dir(self, step: int) -> str:
@@ -94,8 +94,8 @@ class Checkpointer:
         return good, bad
 
     def _skip(self, step: int, why: str) -> None:
-        if step not in self._warned:
-            self._warned.add(step)
+        if (self.directory, step, why) not in _WARNED:
+            _WARNED.add((self.directory, step, why))
             log.warning("skipping checkpoint step %d in %s: %s", step, self.directory, why)
 
     def _none_readable(self, bad: dict[int, str]) -> CheckpointError:
@@ -121,6 +121,8 @@ class Checkpointer:
 
     # ------------------------------------------------------------------------------------------ write
     def save(self, step: int, state: Any, config: dict | None = None) -> None:
+        if step in self._mngr.all_steps():  # a damaged step a resumed run now writes again
+            self._mngr.delete(step)
         args = {"state": ocp.args.StandardSave(state)}
         if config is not None:
             args["config"] = ocp.args.JsonSave(config)

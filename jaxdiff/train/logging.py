@@ -1,6 +1,6 @@
 """Run outputs: JSON-lines metrics, summary.json, progress (a bar on a terminal, timed lines otherwise), curves.
 
-JSON written here is always valid JSON: NaN becomes null and +-inf +-1e308 (`plain`), and json.dumps runs with
+JSON written here is always valid JSON: NaN and +-inf become null (`plain`), and json.dumps runs with
 allow_nan=False so a bare NaN can never slip through.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 
 def plain(v: Any) -> Any:
-    """v with numpy / jax values as Python ones and non-finite floats replaced (NaN -> None, +-inf -> +-1e308)."""
+    """v with numpy / jax values as Python ones and non-finite floats (NaN, +-inf) as None."""
     if isinstance(v, dict):
         return {k: plain(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
@@ -25,7 +25,7 @@ def plain(v: Any) -> Any:
     if arr.ndim == 0:
         x = arr.item()
         if isinstance(x, float) and not math.isfinite(x):
-            return None if math.isnan(x) else (1e308 if x > 0 else -1e308)
+            return None  # NaN and +-inf alike: JSON has no such numbers, and a huge stand-in would be plotted
         return x
     return [plain(x) for x in arr]
 

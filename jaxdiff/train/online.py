@@ -354,6 +354,7 @@ def run_gym(
         return _eval_record(step, res["returns"], res["lengths"])
 
     def save(step: int) -> None:
+        check_finite(f"{meta_out.get('algo', 'the agent')} on {env_id}", step, {}, rs.agent, ckpt)  # never save NaN
         ckpt.save(step, _ckpt_state(rs, cfg.save_replay), {**meta_out, "host": host, "env_step": step})
 
     obs, _ = env.reset(seed=cfg.seed if start == 0 else cfg.seed + 7919 * start)
@@ -629,6 +630,7 @@ def run_jax(
             bar.set_postfix(eval=f"{rec['eval/return_mean']:.3f}")
         if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.total_steps:
             st = ls if cfg.save_replay else ls.replace(runner=ls.runner.replace(replay=None))
+            check_finite(f"{meta_out.get('algo', 'the agent')} on {env_name}", step, {}, ls.runner.agent, ckpt)
             ckpt.save(step, st, {**meta_out, "env_step": step})
     bar.close()
     ckpt.close()
@@ -702,7 +704,7 @@ def load_agent_state(
     elif run not in (None, 0) or where or (seed is not None and seed != meta.get("runner", {}).get("seed")):
         raise ValueError(f"{workdir} holds a single run (seed {meta.get('runner', {}).get('seed')}); "
                          f"got run={run}, seed={seed}, {where}")
-    template = agent.init(jax.random.PRNGKey(0))
+    template = jax.eval_shape(agent.init, jax.random.PRNGKey(0))  # structure only: no op-by-op init of big nets
 
     def as_state_dict(x):  # orbax hands tuples back as lists and empty nodes as None; flax wants {"0": ...}
         if isinstance(x, (list, tuple)):

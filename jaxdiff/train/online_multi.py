@@ -258,6 +258,7 @@ def run_gym_multi(
         return [{"run": k, **points[k], **online._eval_record(step, ret[k], lens[k])} for k in range(n)]
 
     def save(step: int) -> None:
+        _check_runs(f"{meta_out.get('algo', 'the agent')} on {env_id}", step, [], rs.agent, ckpt)  # never save NaN
         state = place.unpad(online._ckpt_state(rs, cfg.save_replay))
         ckpt.save(step, state, {**meta_out, "host": host, "env_step": step})
 
@@ -458,6 +459,7 @@ def run_jax_multi(
             bar.set_postfix(eval=f"{np.mean([r['eval/return_mean'] for r in recs]):.3f}")
         if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.total_steps:
             st = ls if cfg.save_replay else ls.replace(runner=ls.runner.replace(replay=None))
+            _check_runs(f"{meta_out.get('algo', 'the agent')} on {env_name}", step, [], ls.runner.agent, ckpt)
             ckpt.save(step, place.unpad(st), {**meta_out, "env_step": step})
     bar.close()
     ckpt.close()
