@@ -156,7 +156,10 @@ _RUN_FLAGS = {
     "save_replay": (flags.DEFINE_bool, "Save the replay buffer in checkpoints (default true)."),
     "truncation_as_terminal": (flags.DEFINE_bool, "Time-outs terminal, as the official code (default false)."),
     "max_episode_steps": (flags.DEFINE_integer, "Override the env's time limit."),
-    "progress": (flags.DEFINE_bool, "Force the progress bar on/off (default: on when stderr is a terminal)."),
+    "progress": (flags.DEFINE_bool, "Force the progress bar on/off (default: a bar when stderr is a terminal, "
+                 "else a progress line every ~30 s)."),
+    "tensorboard": (flags.DEFINE_bool, "Also write the metrics as TensorBoard event files to <workdir>/tensorboard "
+                    "(needs tensorboardX: pip install 'jaxdiff[tensorboard]')."),
 }
 for _name, (_define, _help) in _RUN_FLAGS.items():
     _define(_name, None, _help)

@@ -71,8 +71,11 @@ flags.DEFINE_integer("checkpoint_every", None, "Checkpoint interval, a multiple 
                      "toys 1000). A checkpoint is also written at the end of every stage.")
 flags.DEFINE_float("ref_min_score", None, "Return of a random policy, for normalised scores (overrides the dataset's).")
 flags.DEFINE_float("ref_max_score", None, "Return of an expert policy, for normalised scores (overrides the dataset's).")
-flags.DEFINE_bool("progress", None, "Show progress bars (default: when stderr is a terminal).")
+flags.DEFINE_bool("progress", None, "Show progress bars (default: bars when stderr is a terminal, else a "
+                  "progress line every ~30 s).")
 flags.DEFINE_bool("plots", True, "Write learning-curve PNGs (and bandit.png for the toys).")
+flags.DEFINE_bool("tensorboard", False, "Also write the metrics as TensorBoard event files to <workdir>/tensorboard "
+                  "(needs tensorboardX: pip install 'jaxdiff[tensorboard]').")
 
 FLAGS = flags.FLAGS
 _CONFIG_FLAGS = ("behavior_steps", "critic_steps", "policy_steps", "policy_layers", "weight", "baseline",
@@ -139,6 +142,7 @@ def _run() -> dict:
         overwrite=FLAGS.overwrite, log_every=log_every, eval_every=eval_every, checkpoint_every=checkpoint_every,
         eval_episodes=FLAGS.eval_episodes, eval_seed=FLAGS.eval_seed, ref_min_score=FLAGS.ref_min_score,
         ref_max_score=FLAGS.ref_max_score, progress_bar=FLAGS.progress, plots=FLAGS.plots,
+        tensorboard=FLAGS.tensorboard,
     )
     if FLAGS.num_seeds == 1 and not sweeps and not FLAGS.shard_batch:
         return pipeline.run(run_cfg, cfg)  # the single run, exactly as before

@@ -185,3 +185,39 @@ def test_progress_line_names_stage_step_rate_eta_and_metric():
     line = out.getvalue().strip()
     assert line.startswith("critic: step 100/200 (50 %), ") and "steps/s, ETA " in line and "q_loss=0.5" in line
     assert isinstance(logging_lib.progress(10, "x"), logging_lib.LineProgress)  # pytest's stderr is no terminal
+
+
+# ----------------------------------------------------------------------------------------------- TensorBoard
+def read_scalars(logdir):
+    """{tag: [(step, value)]} from the TensorBoard event files under logdir (TFRecord framing, Event protos)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out: dict = {}
+    for name in sorted(os.listdir(logdir)):
+        with open(os.path.join(logdir, name), "rb") as f:
+            data = f.read()
+        i = 0
+        while i < len(data):
+            (n,) = struct.unpack("<Q", data[i:i + 8])
+            ev = event_pb2.Event.FromString(data[i + 12:i + 12 + n])  # length, its crc, the record, its crc
+            i += 12 + n + 4
+            for v in ev.summary.value:
+                out.setdefault(v.tag, []).append((ev.step, v.simple_value))
+    return out
+
+
+def test_tensorboard_event_files_hold_the_metrics(tmp_path):
+    agent = dummy_agent(2, 1)
+    wd = tmp_path / "tb"
+    online.run_gym(agent, "JaxdiffCounter-v0", _cfg(total_steps=20, eval_every=10, tensorboard=True), str(wd))
+    scalars = read_scalars(wd / "tensorboard")
+    jsonl = [json.loads(ln) for ln in open(wd / "metrics.jsonl")]
+    want = [(r["env_step"], r["agent/loss"]) for r in jsonl if "agent/loss" in r]
+    assert want and [(s, pytest.approx(v)) for s, v in want] == scalars["agent/loss"]
+    assert [s for s, _ in scalars["eval/return_mean"]] == [10, 20]
+    # SRPO / multi-run records: tags carry the stage and the run; NaN is left out
+    step, tags = logging_lib.tensorboard_scalars({"stage": "critic", "step": 5, "run": 1, "q_loss": 0.5,
+                                                  "v_loss": float("nan"), "seed": 3})
+    assert step == 5 and tags == {"critic/run1/q_loss": 0.5}

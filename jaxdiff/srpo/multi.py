@@ -234,7 +234,7 @@ def run_many(run_cfg: RunConfig, cfg: SRPOConfig | None, points: list[dict], dat
             if mode == "fresh":
                 timing.pop(stage, None)
 
-    writer = MetricsWriter(metrics_path)
+    writer = MetricsWriter(metrics_path, pipeline.tensorboard_dir(run_cfg))
     data = place.replicate(dataset.data)
     states: dict[str, Any] = {}
     final_eval = None

@@ -69,6 +69,7 @@ class RunConfig:
     ref_max_score: float | None = None
     progress_bar: bool | None = None  # None: on when stderr is a terminal
     plots: bool = True  # learning-curve PNGs (and the bandit figure for toys)
+    tensorboard: bool = False  # also write the metrics as TensorBoard scalars to <workdir>/tensorboard
 
     def validate(self) -> None:
         if self.stage not in STAGES + ("all",):
@@ -84,6 +85,10 @@ class RunConfig:
             raise ValueError(f"--eval_episodes must be >= 0, got {self.eval_episodes}")
         if self.resume and self.overwrite:
             raise ValueError("--resume and --overwrite exclude each other")
+
+
+def tensorboard_dir(run: RunConfig) -> str | None:
+    return os.path.join(run.workdir, "tensorboard") if run.tensorboard else None
 
 
 def default_workdir(env: str, seed: int) -> str:
@@ -396,7 +401,7 @@ def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, dataset: OfflineDatas
             summary.pop("eval", None)
         elif mode == "resume":
             prune_metrics(metrics_path, stage, latest)
-    writer = MetricsWriter(metrics_path)
+    writer = MetricsWriter(metrics_path, tensorboard_dir(run_cfg))
     data = jax.device_put(dataset.data)
     fresh = init_states(run_cfg.seed, dataset.obs_dim, dataset.action_dim, cfg, upto="critic")
     states: dict[str, Any] = {}

@@ -35,19 +35,52 @@ def dumps(obj: Any, **kwargs) -> str:
     return json.dumps(plain(obj), allow_nan=False, **kwargs)
 
 
-class MetricsWriter:
-    """Appends one JSON object per line; reopening in append mode makes resumed runs continue the same file."""
+_NOT_SCALARS = {"step", "env_step", "run", "stage", "seed"}
 
-    def __init__(self, path: str):
+
+def tensorboard_scalars(record: dict) -> tuple[int | None, dict[str, float]]:
+    """(step, {tag: value}) of a metrics record: numeric finite fields, tagged `[stage/][run k/]name`."""
+    step = record.get("env_step", record.get("step"))
+    prefix = "".join(f"{p}/" for p in (record.get("stage"), None if "run" not in record else f"run{record['run']}")
+                     if p is not None)
+    out = {}
+    for k, v in record.items():
+        if k in _NOT_SCALARS or isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            continue
+        out[prefix + k] = float(v)
+    return (None if step is None else int(step)), out
+
+
+class MetricsWriter:
+    """Appends one JSON object per line; reopening in append mode makes resumed runs continue the same file.
+
+    tensorboard_dir: also write every record's numbers as TensorBoard scalars there (tensorboardX, an optional
+    dependency: pip install "jaxdiff[tensorboard]"), at the record's step / env_step."""
+
+    def __init__(self, path: str, tensorboard_dir: str | None = None):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
+        self._tb = None
+        if tensorboard_dir is not None:
+            try:
+                from tensorboardX import SummaryWriter
+            except ImportError:
+                raise ValueError("--tensorboard needs the tensorboardX package: pip install 'jaxdiff[tensorboard]'"
+                                 ) from None
+            self._tb = SummaryWriter(tensorboard_dir, flush_secs=30)
         self._f = open(path, "a", buffering=1)
 
     def write(self, record: dict) -> None:
         self._f.write(dumps(record) + "\n")
+        if self._tb is not None:
+            step, scalars = tensorboard_scalars(plain(record))
+            for tag, v in scalars.items():
+                self._tb.add_scalar(tag, v, step)
 
     def close(self) -> None:
         self._f.close()
+        if self._tb is not None:
+            self._tb.close()
 
 
 def read_metrics(path: str) -> list[dict]:

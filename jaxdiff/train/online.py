@@ -57,7 +57,8 @@ class OnlineConfig:
     save_replay: bool = True  # replay buffer inside checkpoints (exact-data resume) or not (refill on resume)
     truncation_as_terminal: bool = False  # True = official QVPO behaviour (time-outs terminal)
     max_episode_steps: int | None = None  # override the env's time limit (None = env default)
-    progress: bool | None = None  # tqdm bar: None = only on a terminal
+    progress: bool | None = None  # tqdm bar: None = only on a terminal (else a progress line every ~30 s)
+    tensorboard: bool = False  # also write the metrics as TensorBoard scalars to <workdir>/tensorboard
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -181,7 +182,7 @@ def first_action(agent: OnlineAgent, rs: RunnerState, obs: jax.Array) -> tuple[R
 
 
 class _Outputs:
-    def __init__(self, workdir: str, resume: bool, step: int):
+    def __init__(self, workdir: str, resume: bool, step: int, tensorboard: bool = False):
         os.makedirs(workdir, exist_ok=True)
         self.workdir = workdir
         self.metrics_path = os.path.join(workdir, "metrics.jsonl")
@@ -191,7 +192,8 @@ class _Outputs:
                 f.writelines(json.dumps(r) + "\n" for r in keep)
         elif os.path.exists(self.metrics_path):
             os.remove(self.metrics_path)
-        self.writer = logging_lib.MetricsWriter(self.metrics_path)
+        self.writer = logging_lib.MetricsWriter(
+            self.metrics_path, os.path.join(workdir, "tensorboard") if tensorboard else None)
 
     def records(self) -> list[dict]:
         return logging_lib.read_metrics(self.metrics_path)
@@ -324,7 +326,7 @@ def run_gym(
             host["replay_size"] = 0
         resumed_from = int(rs.env_step)
     start = int(rs.env_step)
-    out = _Outputs(workdir, resume=resumed_from is not None, step=start)
+    out = _Outputs(workdir, resume=resumed_from is not None, step=start, tensorboard=cfg.tensorboard)
 
     static = dict(obs_dim=obs_dim, action_dim=action_dim)
     # The replay add is its own donated dispatch. Fused with the update, XLA on CPU copied the reward / next_obs /
@@ -580,7 +582,7 @@ def run_jax(
         ls, _ = _restore(ckpt, ls, True)
         resumed_from = int(ls.runner.env_step)
     start = int(ls.runner.env_step)
-    out = _Outputs(workdir, resume=resumed_from is not None, step=start)
+    out = _Outputs(workdir, resume=resumed_from is not None, step=start, tensorboard=cfg.tensorboard)
 
     chunk = math.gcd(cfg.log_every, cfg.eval_every)
     if cfg.checkpoint_every:

@@ -222,7 +222,7 @@ def run_gym_multi(
             host["replay_size"] = 0
         resumed_from = int(rs.env_step[0])
     start = int(rs.env_step[0])
-    out = online._Outputs(workdir, resume=resumed_from is not None, step=start)
+    out = online._Outputs(workdir, resume=resumed_from is not None, step=start, tensorboard=cfg.tensorboard)
     rs = place.put(rs)
 
     static = dict(obs_dim=obs_dim, action_dim=action_dim)
@@ -391,7 +391,7 @@ def run_jax_multi(
         resumed_from = int(ls.runner.env_step[0])
     start = int(ls.runner.env_step[0])
     replay_size = int(ls.runner.replay.size[0])  # the same in every run: all runs add one row per env step
-    out = online._Outputs(workdir, resume=resumed_from is not None, step=start)
+    out = online._Outputs(workdir, resume=resumed_from is not None, step=start, tensorboard=cfg.tensorboard)
     ls = place.put(ls)
 
     chunk = math.gcd(cfg.log_every, cfg.eval_every)
