@@ -286,7 +286,8 @@ def _run_bandit(algo: Algo, algo_name: str, config, run: online.OnlineConfig, wo
 
         print(f"--- bandit: {label} -> {wd}")
         s = online.run_jax(agent, env, run, wd, env_name="bandit", resume=FLAGS.resume, overwrite=FLAGS.overwrite,
-                           run_info={"algo": algo_name, "agent_config": dataclasses.asdict(cfg)}, on_chunk=on_chunk)
+                           run_info={"algo": algo_name, "agent_config": dataclasses.asdict(cfg), "label": label},
+                           on_chunk=on_chunk)
         s.pop("final_state")
         acts = snaps[-1][1]
         res = {

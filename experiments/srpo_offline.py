@@ -163,7 +163,9 @@ def _brief(summary: dict) -> dict:
             brief.update(mean_return=ev["mean_return"], std_return=ev["std_return"],
                          normalized_score=ev["normalized_score"])
             if "action" in ev:
-                brief.update(action=ev["action"], support_mass=ev["support_mass"])
+                brief.update(action=ev["action"], support_mass=ev["support_mass"], in_support=ev["in_support"])
+                if "note" in ev:
+                    brief["note"] = ev["note"]
         return brief
     brief = {"workdir": summary["workdir"], "env": summary["env"], "num_runs": summary["num_runs"],
              "seeds": summary["seeds"], "sweep": summary["sweep"], "devices": summary["devices"],

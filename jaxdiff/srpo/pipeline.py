@@ -162,8 +162,12 @@ def evaluate(state: policy.PolicyState, dataset: OfflineDataset, episodes: int, 
 def bandit_record(a: np.ndarray, dataset: OfflineDataset) -> dict:
     """Evaluation record of a bandit action (the reward is known, so one 'episode')."""
     r = float(dataset.bandit.reward(a[None])[0])
+    mass = float(bandits.support_mass(a, dataset.data.action[:20_000])[0])
     out = {"mean_return": r, "std_return": 0.0, "episodes": 1, "returns": [r], "action": a.tolist(),
-           "support_mass": float(bandits.support_mass(a, dataset.data.action[:20_000])[0])}
+           "support_mass": mass, "in_support": mass >= bandits.SUPPORT_THRESHOLD}
+    if not out["in_support"]:
+        out["note"] = (f"the final action lies outside the data's support (only {mass:.2%} of dataset actions within "
+                       f"0.1); the score extrapolates the reward beyond the data")
     return _add_scores(out, dataset)
 
 
@@ -451,6 +455,8 @@ def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, dataset: OfflineDatas
             ev = summary["eval"]
             log.info("final evaluation: return %.3f +- %.3f, normalised score %s", ev["mean_return"], ev["std_return"],
                      "n/a" if ev["normalized_score"] is None else f"{ev['normalized_score']:.1f}")
+            if "note" in ev:
+                log.warning("%s", ev["note"])
         if dataset.kind == "bandit" and run_cfg.plots:
             from jaxdiff.srpo.plots import bandit_figure
 

@@ -142,8 +142,22 @@ def progress(total: int, desc: str, initial: int = 0, disable: bool | None = Non
     return tqdm(total=total, desc=desc, initial=initial, dynamic_ncols=True, disable=disable, leave=True)
 
 
-def plot_curves(records: Iterable[dict], x_key: str, y_keys: list[str], path: str, title: str = "") -> None:
-    """One subplot per metric, plotted against x_key; records missing a key are skipped for that key."""
+MARKER_MAX_POINTS = 30  # series this short (evaluations, short runs) get a marker per point: one point is visible
+
+
+def style_axis(ax, x_key: str, y_key: str, n_points: int) -> dict:
+    """Axis labels for a curve (x: the step key, y: the metric) and the plot kwargs for a series of n points."""
+    ax.set_xlabel(x_key.replace("_", " "))
+    ax.set_ylabel(y_key)
+    ax.set_title(y_key)
+    return {"marker": "o", "markersize": 4} if n_points <= MARKER_MAX_POINTS else {}
+
+
+def plot_curves(records: Iterable[dict], x_key: str, y_keys: list[str], path: str, title: str = ""):
+    """One subplot per metric, plotted against x_key; records missing a key are skipped for that key.
+
+    Short series (<= MARKER_MAX_POINTS, e.g. one final evaluation) are drawn with markers; both axes are
+    labelled. Returns the (closed) figure, or None when no record has any of y_keys."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -156,13 +170,13 @@ def plot_curves(records: Iterable[dict], x_key: str, y_keys: list[str], path: st
     fig, axes = plt.subplots(1, len(y_keys), figsize=(4 * len(y_keys), 3.2), squeeze=False)
     for ax, k in zip(axes[0], y_keys):
         pts = [(r[x_key], r[k]) for r in records if k in r and x_key in r and r[k] is not None]
+        style = style_axis(ax, x_key, k, len(pts))
         if pts:
             xs, ys = zip(*pts)
-            ax.plot(xs, ys)
-        ax.set_xlabel(x_key)
-        ax.set_title(k)
+            ax.plot(xs, ys, **style)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return fig

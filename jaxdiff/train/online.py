@@ -254,6 +254,12 @@ def check_finite(what: str, step: int, record: dict, agent_state: Any, ckpt: Che
                      lr_flags=LR_FLAGS)
 
 
+def _title(meta: dict, env: str, seed: int) -> str:
+    """curves.png's title: algorithm, env, seed and run_info's "label" (e.g. with / without the entropy term)."""
+    label = f" ({meta['label']})" if meta.get("label") else ""
+    return f"{meta.get('algo', '')} {env} seed {seed}{label}"
+
+
 def _eval_record(step: int, returns: np.ndarray, lengths: np.ndarray | None = None) -> dict:
     rec = {
         "env_step": step,
@@ -443,7 +449,7 @@ def run_gym(
             "replay_saved_in_checkpoints": cfg.save_replay,
         },
     )
-    out.finish(summary, title=f"{meta_out.get('algo', '')} {env_id} seed {cfg.seed}")
+    out.finish(summary, title=_title(meta_out, env_id, cfg.seed))
     summary["final_state"] = rs  # not written to JSON: lets callers (tests, benchmarks) use the trained agent
     return summary
 
@@ -647,7 +653,7 @@ def run_jax(
             "replay_saved_in_checkpoints": cfg.save_replay,
         },
     )
-    out.finish(summary, title=f"{meta_out.get('algo', '')} {env_name} seed {cfg.seed}")
+    out.finish(summary, title=_title(meta_out, env_name, cfg.seed))
     summary["final_state"] = ls  # not written to JSON: lets callers (tests, figures) use the trained agent
     return summary
 
