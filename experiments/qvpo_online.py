@@ -1,6 +1,6 @@
 r"""Online RL launcher: QVPO (and, by one registry entry each, other OnlineAgents) on gymnasium MuJoCo or the bandit.
 
-  python experiments/qvpo_online.py                      # --env=bandit: the paper's Fig. 2 toy, a few minutes on CPU
+  python experiments/qvpo_online.py                      # --env=bandit: the paper's Fig. 2 toy, 1-3 min on a 2-core CPU
   python experiments/qvpo_online.py --env=Hopper-v5      # the paper's protocol: 1M steps, 10k warm-up, eval every 10k
   python experiments/qvpo_online.py --env=Hopper-v5 --total_steps=2000 --warmup_steps=500 --n_d=4   # smoke run
   python experiments/qvpo_online.py --env=Hopper-v5 --resume  # continue from the latest checkpoint in --workdir
@@ -9,7 +9,8 @@ r"""Online RL launcher: QVPO (and, by one registry entry each, other OnlineAgent
 
 Every field of the algorithm's config dataclass is a flag of the same name (e.g. --n_d --k_b --k_t --n_uniform
 --diffusion_steps --weight_transform --entropy_alpha --entropy_min --actor_lr); unset flags keep the algorithm's
-default, or the env preset's (the bandit uses a small, fast preset). Outputs in --workdir (default
+default, or the env preset's (the bandit uses a small, fast preset); --helpshort explains each, with its default
+per algorithm and whether it can be swept. Outputs in --workdir (default
 runs/<algo>_<env>_<seed>): metrics.jsonl, summary.json, curves.png, checkpoints/, and for the bandit
 bandit_samples.png (policy samples over training, with and without the entropy term).
 
@@ -103,6 +104,8 @@ CONFIG_HELP: dict[str, str] = {
     "grad_clip": "QVPO: global-norm gradient clip before Adam (both networks).",
     "adam_eps": "QVPO: Adam epsilon.",
     "fast_mish": "QVPO: Mish with one exp instead of three (same function to ~1e-7, faster).",
+    "param_init": "QVPO: weight init, qvpo = the official code's N(0, (1/(2 sqrt(fan_in)))^2) and zero biases, "
+                  "torch = U(+-1/sqrt(fan_in)).",
     "actor_lr": "Actor (policy) Adam learning rate.",
     "critic_lr": "Critic Adam learning rate.",
     "alpha_lr": "SAC: learning rate of the entropy temperature.",

@@ -1,6 +1,6 @@
 """SRPO offline: behavior model -> IQL critic -> policy extraction -> evaluation.
 
-    python experiments/srpo_offline.py                                  # toy 2D bandit, a few minutes on CPU
+    python experiments/srpo_offline.py                                  # toy 2D bandit, 1-3 min on a 2-core CPU
     python experiments/srpo_offline.py --env=hopper-medium              # Minari mujoco/hopper/medium-v0
     python experiments/srpo_offline.py --env=jaxdiff/hopper/medium-v0   # any local Minari id
     python experiments/srpo_offline.py --env=hopper-medium --stage=policy --beta=0.1 --overwrite  # new (c), reuse (a), (b)
