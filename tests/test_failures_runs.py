@@ -182,7 +182,8 @@ def test_progress_line_names_stage_step_rate_eta_and_metric():
     bar = logging_lib.LineProgress(200, "critic", initial=50, interval=0.0, stream=out)
     bar.set_postfix({"q_loss": "0.5"})
     bar.update(50)
-    line = out.getvalue().strip()
+    first, line = out.getvalue().strip().splitlines()
+    assert first == "critic: starting at step 50/200"
     assert line.startswith("critic: step 100/200 (50 %), ") and "steps/s, ETA " in line and "q_loss=0.5" in line
     assert isinstance(logging_lib.progress(10, "x"), logging_lib.LineProgress)  # pytest's stderr is no terminal
 

@@ -108,6 +108,8 @@ class LineProgress:
         self._t0 = self._last = time.perf_counter()
         self._n0 = initial
         self.postfix: dict = {}
+        # at once, so a log shows the stage started (its first chunk may compile for minutes)
+        print(f"{desc}: starting at step {initial}/{total}", file=self.stream, flush=True)
 
     def set_postfix(self, ordered_dict: dict | None = None, **kwargs) -> None:
         self.postfix = {**(ordered_dict or {}), **kwargs}
