@@ -3,15 +3,16 @@
   python experiments/diffusion_demo.py                       # VP-SDE + DPM-Solver on 8 Gaussians
   python experiments/diffusion_demo.py --model=ddpm --dataset=moons
 """
-import json
 import os
 import time
 
 import jax
-from absl import app, flags, logging
+from absl import flags, logging
 
 from jaxdiff.data import toy
 from jaxdiff.diffusion import toy_fit
+from jaxdiff.train import cli
+from jaxdiff.train.logging import dumps
 
 _DATASET = flags.DEFINE_enum("dataset", "8gaussians", sorted(toy.DATASETS), "Built-in 2D dataset.")
 _MODEL = flags.DEFINE_enum("model", "vpsde", ["vpsde", "ddpm"], "Continuous VP-SDE (DPM-Solver) or DDPM (T=20).")
@@ -26,8 +27,8 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (default runs/dif
 
 def main(argv):
     del argv
-    if _STEPS.value < 1 or _BATCH.value < 1:
-        raise app.UsageError("--steps and --batch must be positive")
+    cli.positive(steps=_STEPS.value, batch=_BATCH.value, width=_WIDTH.value, lr=_LR.value,
+                 solver_steps=_SOLVER_STEPS.value)
     workdir = _WORKDIR.value or os.path.join("runs", f"diffusion_{_MODEL.value}_{_DATASET.value}")
     os.makedirs(workdir, exist_ok=True)
     sample_fn = toy.DATASETS[_DATASET.value]
@@ -42,7 +43,7 @@ def main(argv):
                "final_loss": losses[-1]}
     if _DATASET.value == "8gaussians":
         summary.update(toy.mode_statistics(samples))
-    logging.info("summary: %s", json.dumps(summary))
+    logging.info("summary: %s", dumps(summary))
 
     import matplotlib
 
@@ -59,9 +60,9 @@ def main(argv):
     png = os.path.join(workdir, "samples.png")
     fig.savefig(png, dpi=100)
     with open(os.path.join(workdir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-    print(f"wrote {png} and summary.json: {json.dumps(summary)}")
+        f.write(dumps(summary, indent=2))
+    print(f"wrote {png} and summary.json: {dumps(summary)}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -6,20 +6,20 @@
 Reads the SRPO run's config and critic checkpoint, trains both baselines for the run's policy_steps, evaluates them
 and the SRPO policy on the same fixed evaluation episodes, and writes <workdir>/baselines.json.
 """
-import json
 import os
 import time
 
 import jax
 import jax.numpy as jnp
-from absl import app, flags, logging
+from absl import flags, logging
 
 from jaxdiff.srpo import baselines, pipeline
 from jaxdiff.srpo import policy as policy_lib
 from jaxdiff.srpo import train as train_lib
 from jaxdiff.srpo.config import SRPOConfig
+from jaxdiff.train import cli
 from jaxdiff.train.checkpoint import Checkpointer
-from jaxdiff.train.logging import write_json
+from jaxdiff.train.logging import dumps, write_json
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A finished SRPO run directory (needs critic and policy checkpoints).")
 _TEMPERATURE = flags.DEFINE_float("awr_temperature", 3.0, "AWR inverse temperature (IQL: 3 locomotion, 10 antmaze).")
@@ -29,9 +29,10 @@ _CHUNK = flags.DEFINE_integer("chunk", 1000, "Updates per jitted chunk.")
 
 def main(argv):
     del argv
+    cli.positive(eval_episodes=_EPISODES.value, chunk=_CHUNK.value, awr_temperature=_TEMPERATURE.value)
     workdir = _WORKDIR.value
     if not workdir or not os.path.isdir(os.path.join(workdir, "checkpoints", "critic")):
-        raise app.UsageError(f"--workdir={workdir!r} is not a finished SRPO run: run experiments/srpo_offline.py "
+        raise cli.FlagError(f"--workdir={workdir!r} is not a finished SRPO run: run experiments/srpo_offline.py "
                              "with --workdir first (it needs the critic and policy checkpoints).")
     srpo_state = pipeline.load_policy_state(workdir)
     cfg: SRPOConfig = srpo_state.cfg
@@ -65,8 +66,8 @@ def main(argv):
     ev = pipeline.evaluate(srpo_state, dataset, _EPISODES.value, 10_000)
     out["srpo"] = {k: ev[k] for k in ("mean_return", "std_return", "normalized_score") if k in ev}
     write_json(os.path.join(workdir, "baselines.json"), out)
-    print(json.dumps({k: out[k] for k in ("srpo", "bc", "awr")}, indent=1))
+    print(dumps({k: out[k] for k in ("srpo", "bc", "awr")}, indent=1))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

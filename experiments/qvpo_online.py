@@ -1,6 +1,6 @@
 r"""Online RL launcher: QVPO (and, by one registry entry each, other OnlineAgents) on gymnasium MuJoCo or the bandit.
 
-  python experiments/qvpo_online.py                      # --env=bandit: the paper's Fig. 2 toy, a few minutes on CPU
+  python experiments/qvpo_online.py                      # --env=bandit: the paper's Fig. 2 toy, 1-3 min on a 2-core CPU
   python experiments/qvpo_online.py --env=Hopper-v5      # the paper's protocol: 1M steps, 10k warm-up, eval every 10k
   python experiments/qvpo_online.py --env=Hopper-v5 --total_steps=2000 --warmup_steps=500 --n_d=4   # smoke run
   python experiments/qvpo_online.py --env=Hopper-v5 --resume  # continue from the latest checkpoint in --workdir
@@ -9,7 +9,8 @@ r"""Online RL launcher: QVPO (and, by one registry entry each, other OnlineAgent
 
 Every field of the algorithm's config dataclass is a flag of the same name (e.g. --n_d --k_b --k_t --n_uniform
 --diffusion_steps --weight_transform --entropy_alpha --entropy_min --actor_lr); unset flags keep the algorithm's
-default, or the env preset's (the bandit uses a small, fast preset). Outputs in --workdir (default
+default, or the env preset's (the bandit uses a small, fast preset); --helpshort explains each, with its default
+per algorithm and whether it can be swept. Outputs in --workdir (default
 runs/<algo>_<env>_<seed>): metrics.jsonl, summary.json, curves.png, checkpoints/, and for the bandit
 bandit_samples.png (policy samples over training, with and without the entropy term).
 
@@ -37,13 +38,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
-from absl import logging as absl_logging  # noqa: E402
+from absl import flags  # noqa: E402
 
 from jaxdiff import qvpo  # noqa: E402
 from jaxdiff.baselines import sac, td3  # noqa: E402
 from jaxdiff.train import logging as logging_lib  # noqa: E402
-from jaxdiff.train import multirun, online, online_multi, sweep  # noqa: E402
+from jaxdiff.train import cli, multirun, online, online_multi, sweep  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -54,6 +54,8 @@ from jaxdiff.train import multirun, online, online_multi, sweep  # noqa: E402
 class Algo(NamedTuple):
     config_cls: type  # frozen dataclass of hyperparameters, with official defaults
     make_agent: Callable[[Any, int, int], Any]  # (config, obs_dim, action_dim) -> OnlineAgent
+    # config fields the agent keeps in state.hparams: a comma-separated list sweeps them (checked by a test)
+    sweepable: tuple[str, ...]
     # (config, run_cfg) -> config: fill fields that depend on the run (e.g. schedules over total_steps)
     prepare: Callable[[Any, online.OnlineConfig], Any] = lambda c, r: c
     # (config, obs_dim, action_dim) -> fn(agent_state, obs (n, obs_dim), key) -> actions: raw policy samples for
@@ -77,9 +79,49 @@ def _qvpo_samples(c: qvpo.QVPOConfig, obs_dim: int, action_dim: int):
 
 
 ALGOS: dict[str, Algo] = {
-    "qvpo": Algo(qvpo.QVPOConfig, qvpo.make_agent, _qvpo_prepare, _qvpo_samples),
-    "sac": Algo(sac.SACConfig, sac.make_agent),
-    "td3": Algo(td3.TD3Config, td3.make_agent),
+    "qvpo": Algo(qvpo.QVPOConfig, qvpo.make_agent, tuple(f.name for f in dataclasses.fields(qvpo.QVPOHParams)),
+                 _qvpo_prepare, _qvpo_samples),
+    "sac": Algo(sac.SACConfig, sac.make_agent, ("gamma", "tau")),
+    "td3": Algo(td3.TD3Config, td3.make_agent, ("gamma", "tau", "policy_noise", "noise_clip", "exploration_noise")),
+}
+
+# What every algorithm flag means (--help). A config field missing here fails tests/test_failures.py.
+CONFIG_HELP: dict[str, str] = {
+    "batch_size": "Replay rows per update (QVPO: critic batch; the actor gets a fresh batch of the same size).",
+    "diffusion_steps": "QVPO: denoising steps T of the diffusion policy.",
+    "beta_schedule": "QVPO: DDPM noise schedule (cosine | linear | vp).",
+    "n_d": "QVPO: policy samples per state scored by Q for the actor target.",
+    "chosen": "QVPO: best samples of the n_d kept per state (1 <= chosen <= n_d).",
+    "k_b": "QVPO: exploration action = best of k_b policy samples by the online critic.",
+    "k_t": "QVPO: critic-target action = best of k_t target-policy samples by the target critic.",
+    "k_eval": "QVPO: evaluation action = best of k_eval samples by the online critic.",
+    "n_uniform": "QVPO: uniform actions per kept sample for the entropy term (0 = none).",
+    "weight_transform": "QVPO: sample weight, qadv = max(Q - V, 0), qcut = max(Q, cut), none = 1.",
+    "actor_hidden": "QVPO: width of the diffusion policy's hidden layers.",
+    "actor_layers": "QVPO: hidden layers of the diffusion policy.",
+    "critic_hidden": "Critic hidden widths, comma-separated (e.g. 256,256,256).",
+    "hidden": "SAC / TD3: actor and critic hidden widths, comma-separated (e.g. 256,256).",
+    "grad_clip": "QVPO: global-norm gradient clip before Adam (both networks).",
+    "adam_eps": "QVPO: Adam epsilon.",
+    "fast_mish": "QVPO: Mish with one exp instead of three (same function to ~1e-7, faster).",
+    "param_init": "QVPO: weight init, qvpo = the official code's N(0, (1/(2 sqrt(fan_in)))^2) and zero biases, "
+                  "torch = U(+-1/sqrt(fan_in)).",
+    "actor_lr": "Actor (policy) Adam learning rate.",
+    "critic_lr": "Critic Adam learning rate.",
+    "alpha_lr": "SAC: learning rate of the entropy temperature.",
+    "gamma": "Discount factor.",
+    "tau": "Polyak rate of the target networks.",
+    "cut": "QVPO: floor c of the qcut weight transform.",
+    "entropy_alpha": "QVPO: entropy-term weight at the first update (0 switches the term off).",
+    "entropy_min": "QVPO: floor of the entropy weight's linear decay.",
+    "entropy_horizon": "QVPO: env steps over which the entropy weight decays (default: --total_steps).",
+    "entropy_offset": "QVPO: env step of the first update (default: --warmup_steps).",
+    "init_alpha": "SAC: initial entropy temperature.",
+    "target_entropy": "SAC: target policy entropy (default -action_dim).",
+    "policy_delay": "TD3: critic updates per actor update.",
+    "policy_noise": "TD3: std of the target-policy smoothing noise.",
+    "noise_clip": "TD3: clip of the target-policy smoothing noise.",
+    "exploration_noise": "TD3: std of the Gaussian exploration noise.",
 }
 
 # Per-env defaults for runner flags and per-algo config fields (flags given on the command line win).
@@ -123,7 +165,10 @@ _RUN_FLAGS = {
     "save_replay": (flags.DEFINE_bool, "Save the replay buffer in checkpoints (default true)."),
     "truncation_as_terminal": (flags.DEFINE_bool, "Time-outs terminal, as the official code (default false)."),
     "max_episode_steps": (flags.DEFINE_integer, "Override the env's time limit."),
-    "progress": (flags.DEFINE_bool, "Force the progress bar on/off (default: on when stderr is a terminal)."),
+    "progress": (flags.DEFINE_bool, "Force the progress bar on/off (default: a bar when stderr is a terminal, "
+                 "else a progress line every ~30 s)."),
+    "tensorboard": (flags.DEFINE_bool, "Also write the metrics as TensorBoard event files to <workdir>/tensorboard "
+                    "(needs tensorboardX: pip install 'jaxdiff[tensorboard]')."),
 }
 for _name, (_define, _help) in _RUN_FLAGS.items():
     _define(_name, None, _help)
@@ -148,23 +193,31 @@ def _define_config_flags() -> None:
     # numbers are read as strings so that a comma-separated list can ask for a sweep (checked in parse_config_flags)
     definers = {"bool": flags.DEFINE_bool, "int": flags.DEFINE_string, "float": flags.DEFINE_string,
                 "list": flags.DEFINE_list, "string": flags.DEFINE_string}
-    seen: set[str] = set()
+    fields: dict[str, dict[str, dataclasses.Field]] = {}  # name -> {algo: field}
     for algo_name, algo in ALGOS.items():
         for f in dataclasses.fields(algo.config_cls):
-            if f.name in seen or f.name in _RUN_FLAGS or f.name in FLAGS:
-                continue
-            seen.add(f.name)
-            kind = _flag_kind(f)
-            note = {"list": " (comma-separated)", "float": " (a comma-separated list sweeps it)",
-                    "int": " (a comma-separated list sweeps it)"}.get(kind, "")
-            definers[kind](f.name, None, f"[{algo_name}] default {f.default!r}{note}")
+            if f.name not in _RUN_FLAGS and f.name not in FLAGS:
+                fields.setdefault(f.name, {})[algo_name] = f
+    for name, per_algo in fields.items():
+        kind = _flag_kind(next(iter(per_algo.values())))
+        defaults = ", ".join(f"{a} {f.default!r}" for a, f in per_algo.items())
+        sweep_algos = [a for a in per_algo if name in ALGOS[a].sweepable]
+        if sweep_algos:
+            note = f"Sweepable ({', '.join(sweep_algos)}): a comma-separated list runs one vmapped run per value."
+        else:
+            note = "One value only (compiled into the run; not sweepable)."
+        definers[kind](name, None, f"{CONFIG_HELP.get(name, name)} Default: {defaults}. {note}")
 
 
 _define_config_flags()
 
 
-def _number(x: str):
-    return int(x) if x.lstrip("-").isdigit() else float(x)
+def _number(x: str, name: str = "value"):
+    try:
+        return int(x) if x.strip().lstrip("-").isdigit() else float(x)
+    except ValueError:
+        raise cli.FlagError(f"--{name}: {x!r} is not a number; give numbers separated by commas, e.g. 256,256") \
+            from None
 
 
 def build_run_config(env: str) -> online.OnlineConfig:
@@ -182,14 +235,21 @@ def parse_config_flags(algo: Algo) -> tuple[dict, dict[str, list[float]]]:
             continue
         kind = _flag_kind(f)
         if kind == "list":
-            values[f.name] = tuple(_number(x) for x in v)
+            values[f.name] = tuple(_number(x, f.name) for x in v)
+            if any(x < 1 for x in values[f.name]):
+                raise cli.FlagError(f"--{f.name}={','.join(v)}: every width must be >= 1")
         elif kind in ("int", "float"):
             try:
                 vals = sweep.parse_values(v, f.name)
             except ValueError as e:
-                raise app.UsageError(str(e)) from None
+                raise cli.FlagError(str(e)) from None
             if kind == "int" and any(not float(x).is_integer() for x in vals):
-                raise app.UsageError(f"--{f.name}={v!r}: expected integers")
+                raise cli.FlagError(f"--{f.name}={v}: expected whole numbers, e.g. --{f.name}=4")
+            low = 0 if f.name == "n_uniform" else 1
+            if kind == "int" and any(x < low for x in vals):
+                raise cli.FlagError(f"--{f.name}={v}: must be >= {low}")
+            if f.name.endswith("_lr") and any(x <= 0 for x in vals):
+                raise cli.FlagError(f"--{f.name}={v}: a learning rate must be > 0")
             vals = [int(x) for x in vals] if kind == "int" else vals
             if len(vals) > 1:
                 sweeps[f.name] = vals
@@ -235,7 +295,8 @@ def _run_bandit(algo: Algo, algo_name: str, config, run: online.OnlineConfig, wo
 
         print(f"--- bandit: {label} -> {wd}")
         s = online.run_jax(agent, env, run, wd, env_name="bandit", resume=FLAGS.resume, overwrite=FLAGS.overwrite,
-                           run_info={"algo": algo_name, "agent_config": dataclasses.asdict(cfg)}, on_chunk=on_chunk)
+                           run_info={"algo": algo_name, "agent_config": dataclasses.asdict(cfg), "label": label},
+                           on_chunk=on_chunk)
         s.pop("final_state")
         acts = snaps[-1][1]
         res = {
@@ -326,7 +387,7 @@ def _run_multi(algo: Algo, algo_name: str, config, run: online.OnlineConfig, env
     try:  # refuse a list for a size before anything compiles
         online_multi.check_points(algo.make_agent(config, obs_dim, action_dim), points)
     except ValueError as e:
-        raise app.UsageError(str(e)) from None
+        raise cli.FlagError(str(e)) from None
     print(f"{len(points)} runs ({FLAGS.num_seeds} seeds x {len(points) // FLAGS.num_seeds} sweep points) "
           f"on {len(jax.devices())} device(s): {points}")
     run_info = {"algo": algo_name, "agent_config": dataclasses.asdict(config), "num_seeds": FLAGS.num_seeds}
@@ -342,48 +403,74 @@ def _run_multi(algo: Algo, algo_name: str, config, run: online.OnlineConfig, env
         if f:
             print(f"  {g['label']}: final eval {f['mean']:.3f} +- {f['std']:.3f} (IQM {f['iqm']:.3f}, "
                   f"95% CI [{f['ci95'][0]:.3f}, {f['ci95'][1]:.3f}]), best {b['mean']:.3f}, n={f['n']}")
-    print(f"summary: runs={summary['num_runs']}, devices={summary['devices']}, "
-          f"train_steps_per_s={summary.get('train_steps_per_s')}, wall_time_s={summary.get('wall_time_s')}")
-    print(f"outputs in {workdir}: metrics.jsonl (field 'run'), summary.json, curves.png, checkpoints/ (stacked)")
+    print("summary: " + logging_lib.dumps({k: summary.get(k) for k in ("num_runs", "devices", "resumed_from",
+                                                                     "train_steps_per_s", "wall_time_s")}))
+    print(f"outputs in {workdir}: {_outputs(workdir)} (metrics field 'run'; checkpoints stacked)")
     return summary
+
+
+def check_flags(env: str, run: online.OnlineConfig) -> None:
+    """Refuse bad run flags before anything is built (cli.FlagError: one line naming the flag and the fix)."""
+    if env != "bandit":
+        cli.gym_env_id(env, extra=["bandit"])
+    cli.positive(num_seeds=FLAGS.num_seeds, total_steps=run.total_steps, eval_every=run.eval_every,
+                 eval_episodes=run.eval_episodes, log_every=run.log_every, buffer_size=run.buffer_size,
+                 max_episode_steps=run.max_episode_steps)
+    cli.non_negative(warmup_steps=run.warmup_steps, checkpoint_every=run.checkpoint_every)
+    if run.buffer_size < run.warmup_steps:
+        raise cli.FlagError(f"--buffer_size={run.buffer_size} is smaller than --warmup_steps={run.warmup_steps}: "
+                            f"the warm-up would overwrite its own data; raise --buffer_size or lower --warmup_steps")
+    if FLAGS.resume and FLAGS.overwrite:
+        raise cli.FlagError("--resume and --overwrite exclude each other: give one")
+
+
+def _outputs(workdir: str) -> str:
+    names = ["metrics.jsonl", "summary.json", "curves.png", "bandit_samples.png", "checkpoints/"]
+    return ", ".join(n for n in names if os.path.exists(os.path.join(workdir, n.rstrip("/"))))
 
 
 def main(argv):
     del argv
-    absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every save at INFO
     algo_name, env = FLAGS.algo, FLAGS.env
     algo = ALGOS[algo_name]
     run = build_run_config(env)
+    check_flags(env, run)
     values, sweeps = parse_config_flags(algo)
-    config = build_algo_config(algo, algo_name, env, run, values)
-    if FLAGS.num_seeds < 1:
-        raise app.UsageError("--num_seeds must be >= 1")
-    if FLAGS.num_seeds > 1 or sweeps:
-        tag = f"{FLAGS.seed}x{FLAGS.num_seeds}" + "".join(f"_{k}" for k in sweeps)
-        workdir = FLAGS.workdir or os.path.join("runs", f"{algo_name}_{env}_{tag}")
+    if values.get("chosen", 1) > values.get("n_d", PRESETS.get(env, {}).get(algo_name, {}).get("n_d", 64)):
+        raise cli.FlagError(f"--chosen={values['chosen']} must be <= --n_d (the samples it is chosen from)")
+    try:
+        config = build_algo_config(algo, algo_name, env, run, values)
+    except (ValueError, TypeError) as e:  # the config's own checks, in its field names = the flag names
+        raise cli.FlagError(f"bad {algo_name} flags: {e}") from None
+    many = FLAGS.num_seeds > 1 or sweeps
+    tag = f"{FLAGS.seed}x{FLAGS.num_seeds}" + "".join(f"_{k}" for k in sweeps) if many else str(FLAGS.seed)
+    workdir = FLAGS.workdir or os.path.join("runs", f"{algo_name}_{env}_{tag}")
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    if FLAGS.resume:
+        step = cli.resumable(ckpt_dir, workdir)
+        print(f"resuming from step {step} of {workdir}")
+    elif not FLAGS.overwrite and os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir):  # before anything is built
+        raise cli.FlagError(f"--workdir={workdir} already holds a run (checkpoints in {ckpt_dir}): pass --resume to "
+                            f"continue it, --overwrite to delete it and start over, or choose another --workdir")
+    if many:
         print(f"{algo_name} on {env}, seeds {FLAGS.seed}..{FLAGS.seed + FLAGS.num_seeds - 1}, sweeps {sweeps}, "
               f"workdir {workdir}\n  run: {run}\n  config: {config}")
         _run_multi(algo, algo_name, config, run, env, workdir, sweeps)
         return
-    workdir = FLAGS.workdir or os.path.join("runs", f"{algo_name}_{env}_{FLAGS.seed}")
     print(f"{algo_name} on {env}, seed {FLAGS.seed}, workdir {workdir}\n  run: {run}\n  config: {config}")
     if env == "bandit":
         summary = _run_bandit(algo, algo_name, config, run, workdir)
     else:
-        from jaxdiff.envs.evaluate import make_env
-
-        probe = make_env(env)
-        obs_dim = int(np.prod(probe.observation_space.shape))
-        action_dim = int(np.prod(probe.action_space.shape))
-        probe.close()
+        obs_dim, action_dim = _env_dims(env)
         agent = algo.make_agent(config, obs_dim, action_dim)
         summary = online.run_gym(agent, env, run, workdir, resume=FLAGS.resume, overwrite=FLAGS.overwrite,
                                  run_info={"algo": algo_name, "agent_config": dataclasses.asdict(config)})
         summary.pop("final_state", None)
-    keys = ["final_eval_return", "best_eval_return", "best_eval_step", "train_steps_per_s", "wall_time_s"]
-    print("summary: " + ", ".join(f"{k}={summary.get(k)}" for k in keys))
-    print(f"outputs in {workdir}: metrics.jsonl, summary.json, curves.png, checkpoints/")
+    keys = ["resumed_from", "env_steps", "final_eval_return", "best_eval_return", "best_eval_step",
+            "train_steps_per_s", "wall_time_s"]
+    print("summary: " + logging_lib.dumps({k: summary.get(k) for k in keys}))  # valid JSON: null, never NaN
+    print(f"outputs in {workdir}: {_outputs(workdir)}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -1,6 +1,6 @@
 """SRPO offline: behavior model -> IQL critic -> policy extraction -> evaluation.
 
-    python experiments/srpo_offline.py                                  # toy 2D bandit, a few minutes on CPU
+    python experiments/srpo_offline.py                                  # toy 2D bandit, 1-3 min on a 2-core CPU
     python experiments/srpo_offline.py --env=hopper-medium              # Minari mujoco/hopper/medium-v0
     python experiments/srpo_offline.py --env=jaxdiff/hopper/medium-v0   # any local Minari id
     python experiments/srpo_offline.py --env=hopper-medium --stage=policy --beta=0.1 --overwrite  # new (c), reuse (a), (b)
@@ -23,10 +23,9 @@ is the plain single run, outputs unchanged.
 """
 from __future__ import annotations
 
-import json
-import sys
+from absl import flags, logging
 
-from absl import app, flags, logging
+from jaxdiff.train import cli
 
 flags.DEFINE_string("env", "bandit-imbalanced", "Minari id, D4RL-style short name (hopper-medium, ...) or toy "
                     "bandit (bandit-imbalanced, bandit-8gaussians, bandit-rings, bandit-checkerboard, bandit-2spirals, "
@@ -72,8 +71,11 @@ flags.DEFINE_integer("checkpoint_every", None, "Checkpoint interval, a multiple 
                      "toys 1000). A checkpoint is also written at the end of every stage.")
 flags.DEFINE_float("ref_min_score", None, "Return of a random policy, for normalised scores (overrides the dataset's).")
 flags.DEFINE_float("ref_max_score", None, "Return of an expert policy, for normalised scores (overrides the dataset's).")
-flags.DEFINE_bool("progress", None, "Show progress bars (default: when stderr is a terminal).")
+flags.DEFINE_bool("progress", None, "Show progress bars (default: bars when stderr is a terminal, else a "
+                  "progress line every ~30 s).")
 flags.DEFINE_bool("plots", True, "Write learning-curve PNGs (and bandit.png for the toys).")
+flags.DEFINE_bool("tensorboard", False, "Also write the metrics as TensorBoard event files to <workdir>/tensorboard "
+                  "(needs tensorboardX: pip install 'jaxdiff[tensorboard]').")
 
 FLAGS = flags.FLAGS
 _CONFIG_FLAGS = ("behavior_steps", "critic_steps", "policy_steps", "policy_layers", "weight", "baseline",
@@ -97,18 +99,31 @@ def parse_sweeps() -> tuple[dict, dict[str, list[float]]]:
         vals = sweep.parse_values(text, name)
         if len(set(vals)) != len(vals):
             raise ValueError(f"--{name}={text!r} repeats a value; give each value once")
+        if name.endswith("_lr") and any(v <= 0 for v in vals):
+            raise cli.FlagError(f"--{name}={text}: a learning rate must be > 0")
         overrides[name] = vals[0]  # the static config's copy; swept runs overwrite the state leaf
         if len(vals) > 1:
             sweeps[name] = vals
     return overrides, sweeps
 
 
+def check_flags() -> None:
+    """Sizes and step counts, before JAX is imported (the library's own checks name Python fields, not flags)."""
+    cli.positive(num_seeds=FLAGS.num_seeds, log_every=FLAGS.log_every, policy_layers=FLAGS.policy_layers,
+                 **{k: getattr(FLAGS, k) for k in ("behavior_batch", "critic_batch", "policy_batch", "behavior_width",
+                                                   "behavior_blocks", "critic_width", "critic_layers",
+                                                   "policy_width")})
+    cli.non_negative(behavior_steps=FLAGS.behavior_steps, critic_steps=FLAGS.critic_steps,
+                     policy_steps=FLAGS.policy_steps, eval_episodes=FLAGS.eval_episodes,
+                     eval_every=FLAGS.eval_every, checkpoint_every=FLAGS.checkpoint_every)
+    if FLAGS.resume and FLAGS.overwrite:
+        raise cli.FlagError("--resume and --overwrite exclude each other: give one")
+
+
 def _run() -> dict:
+    check_flags()
     from jaxdiff.srpo import multi, pipeline
     from jaxdiff.train import sweep
-
-    if FLAGS.num_seeds < 1:
-        raise ValueError(f"--num_seeds must be >= 1, got {FLAGS.num_seeds}")
     overrides, sweeps = parse_sweeps()
     cfg = pipeline.configure(FLAGS.env, **{k: getattr(FLAGS, k) for k in _CONFIG_FLAGS}, **overrides)
     toy = pipeline.is_bandit(FLAGS.env)
@@ -127,6 +142,7 @@ def _run() -> dict:
         overwrite=FLAGS.overwrite, log_every=log_every, eval_every=eval_every, checkpoint_every=checkpoint_every,
         eval_episodes=FLAGS.eval_episodes, eval_seed=FLAGS.eval_seed, ref_min_score=FLAGS.ref_min_score,
         ref_max_score=FLAGS.ref_max_score, progress_bar=FLAGS.progress, plots=FLAGS.plots,
+        tensorboard=FLAGS.tensorboard,
     )
     if FLAGS.num_seeds == 1 and not sweeps and not FLAGS.shard_batch:
         return pipeline.run(run_cfg, cfg)  # the single run, exactly as before
@@ -147,7 +163,9 @@ def _brief(summary: dict) -> dict:
             brief.update(mean_return=ev["mean_return"], std_return=ev["std_return"],
                          normalized_score=ev["normalized_score"])
             if "action" in ev:
-                brief.update(action=ev["action"], support_mass=ev["support_mass"])
+                brief.update(action=ev["action"], support_mass=ev["support_mass"], in_support=ev["in_support"])
+                if "note" in ev:
+                    brief["note"] = ev["note"]
         return brief
     brief = {"workdir": summary["workdir"], "env": summary["env"], "num_runs": summary["num_runs"],
              "seeds": summary["seeds"], "sweep": summary["sweep"], "devices": summary["devices"],
@@ -162,20 +180,15 @@ def _brief(summary: dict) -> dict:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not any(a.startswith(("--verbosity", "-v")) for a in sys.argv[1:]):
-        logging.set_verbosity(logging.WARNING)  # quiet orbax's per-checkpoint INFO lines (--verbosity=0 shows them)
+    del argv  # cli.run refuses extra arguments; bad input (ValueError, FileNotFoundError, ...) is one line, exit 1
     import logging as pylogging
 
     pylogging.getLogger("jaxdiff.srpo").setLevel(pylogging.INFO)
-    try:
-        summary = _run()
-    except (ValueError, FileNotFoundError) as e:
-        logging.error("%s", e)
-        sys.exit(1)
-    print(json.dumps(_brief(summary), indent=1))
+    summary = _run()
+    from jaxdiff.train.logging import dumps
+
+    print(dumps(_brief(summary), indent=1))  # valid JSON: a non-finite score prints as null
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -1,5 +1,7 @@
 """Dataset making: rollouts -> Minari (hdf5) -> reload; replay buffer -> episodes; the collect launcher."""
+import json
 import os
+import re
 import subprocess
 import sys
 
@@ -75,9 +77,14 @@ def test_collect_launcher_trains_once_and_writes_every_quality(tmp_path, minari_
         return subprocess.run([sys.executable, "experiments/collect_dataset.py", f"--quality={quality}", *common],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
+    # random first: it needs no trained agent (none is trained, no ref scores are invented)
+    res = collect_q("random")
+    assert res.returncode == 0 and not (agent_dir / "snapshots").exists(), res.stderr[-3000:]
+    assert "no trained agent" in res.stderr and json.loads(res.stdout.strip().splitlines()[-1])["ref_max_score"] is None
     for quality in ("medium-replay", "medium-expert"):
         res = collect_q(quality)
         assert res.returncode == 0, res.stderr[-3000:]
+        assert not re.search(r"^I\d{4} ", res.stderr, re.M), res.stderr[-3000:]  # no orbax INFO lines
     # The agent was trained once (snapshots at every evaluation) and reused by the second call.
     assert sorted(os.listdir(agent_dir / "snapshots")) == ["200", "400", "600"]
     mr = minari.load_dataset("jaxdiff/pendulum/medium-replay-v0")

@@ -1,4 +1,5 @@
-"""Launcher smoke run: QVPO on Hopper-v5 for a few hundred steps (tiny n_d and nets), then resume it.
+"""Launcher smoke run: QVPO on Hopper-v5 for a few hundred steps (tiny n_d and nets), then damage its newest
+checkpoint and resume it (from the older one, saying so in one line).
 
 Runs experiments/qvpo_online.py in subprocesses, exactly as a user would; the two processes share a persistent
 XLA compilation cache so the resumed run does not compile again.
@@ -6,6 +7,7 @@ XLA compilation cache so the resumed run does not compile again.
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -27,14 +29,17 @@ def _launch(workdir, cache, *extra):
            *extra]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    return p.stdout
+    assert not re.search(r"^I\d{4} ", p.stderr, re.M), p.stderr[-3000:]  # no orbax INFO lines by default
+    assert "Traceback" not in p.stderr and "Event loop is closed" not in p.stderr
+    return p.stdout, p.stderr
 
 
 @pytest.mark.slow
 def test_hopper_smoke_and_resume(tmp_path):
     wd, cache = tmp_path / "run", tmp_path / "xla_cache"
-    out = _launch(wd, cache, "--total_steps=300")
-    assert "summary:" in out
+    out, _ = _launch(wd, cache, "--total_steps=300")
+    line = next(ln for ln in out.splitlines() if ln.startswith("summary: "))
+    assert json.loads(line[len("summary: "):])["env_steps"] == 300  # the printed summary is JSON
     recs = [json.loads(x) for x in open(wd / "metrics.jsonl")]
     train = [r for r in recs if "agent/critic_loss" in r]
     evals = [r for r in recs if "eval/return_mean" in r]
@@ -47,9 +52,16 @@ def test_hopper_smoke_and_resume(tmp_path):
         assert (wd / f).exists()
     assert sorted(os.listdir(wd / "checkpoints")) == ["150", "300"]
 
-    out = _launch(wd, cache, "--total_steps=450", "--resume")
+    # the newest checkpoint's data file is truncated: --resume says so in one line and continues from step 150
+    data = [os.path.join(r, f) for r, _, fs in os.walk(wd / "checkpoints" / "300" / "state") for f in fs
+            if r.endswith(os.sep + "d")]
+    with open(data[0], "r+b") as f:
+        f.truncate(10)
+    out, err = _launch(wd, cache, "--total_steps=450", "--resume")
+    assert "resuming from step 150 of" in out
+    assert len([ln for ln in err.splitlines() if "skipping checkpoint step 300" in ln and "truncated" in ln]) == 1
     summary = json.load(open(wd / "summary.json"))
-    assert summary["resumed_from"] == 300 and summary["env_steps"] == 450
+    assert summary["resumed_from"] == 150 and summary["env_steps"] == 450
     recs = [json.loads(x) for x in open(wd / "metrics.jsonl")]
     steps = [r["env_step"] for r in recs if "agent/critic_loss" in r]
     assert steps == sorted(set(steps)) and steps[-1] == 450

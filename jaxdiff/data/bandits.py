@@ -157,6 +157,11 @@ def make_dataset(name: str, num_samples: int = 100_000, seed: int = 0):
     )
 
 
+# An action counts as inside the data's support when at least this share of behavior actions lies within 0.1 of
+# it: about 2.5 std of the rarest (best) mode of bandit-imbalanced; the learning tests use the same threshold.
+SUPPORT_THRESHOLD = 0.002
+
+
 def support_mass(actions: np.ndarray, data_actions: np.ndarray, radius: float = 0.1) -> np.ndarray:
     """Fraction of behavior actions within `radius` of each action: ~0 means outside the behavior support."""
     a = np.asarray(actions, np.float64).reshape(-1, 2)

@@ -115,14 +115,15 @@ def write_minari_dataset(
     dataset_id: str,
     env_id: str,
     episodes: list[Episode],
-    ref_min_score: float,
-    ref_max_score: float,
+    ref_min_score: float | None,
+    ref_max_score: float | None,
     algorithm_name: str,
     description: str,
 ):
     """Write episodes as a local Minari dataset (hdf5) under MINARI_DATASETS_PATH; infos are not recorded.
 
-    Raises FileExistsError naming the fix if the id is taken.
+    Raises FileExistsError naming the fix if the id is taken. Reference scores of None are not stored (a random
+    dataset made before any agent was trained has no expert return).
     """
     import minari
     from minari.data_collector import EpisodeBuffer
@@ -144,8 +145,9 @@ def write_minari_dataset(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # minari nags about optional metadata (author, permalink)
         return minari.create_dataset_from_buffers(
-            dataset_id, buffers, env=gym.spec(env_id), algorithm_name=algorithm_name,
-            ref_min_score=float(ref_min_score), ref_max_score=float(ref_max_score), description=description,
+            dataset_id, buffers, env=gym.spec(env_id), algorithm_name=algorithm_name, description=description,
+            **({} if ref_min_score is None or ref_max_score is None
+               else {"ref_min_score": float(ref_min_score), "ref_max_score": float(ref_max_score)}),
             author="jaxdiff collect_dataset.py", author_email="n/a", code_permalink="jaxdiff/experiments/collect_dataset.py",
         )
 

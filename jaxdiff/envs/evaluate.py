@@ -61,3 +61,36 @@ def evaluate_policy(
         step += 1
     envs.close()
     return {"returns": returns, "lengths": lengths, "mean": float(returns.mean()), "std": float(returns.std())}
+
+
+# ----------------------------------------------------------------------------------------------- act() input
+def obs_batch(obs, obs_dim: int) -> tuple[np.ndarray, bool]:
+    """(obs as a float32 (batch, obs_dim) array, whether one observation (obs_dim,) was given).
+
+    Accepts numpy arrays, jax arrays, lists and tuples; anything else, or another shape, is a ValueError naming the
+    expected shapes. Checked on the host before the jitted policy sees it: flax would otherwise report a wrong size
+    as a parameter-shape error about an initializer, and broadcast extra leading dimensions silently."""
+    try:
+        arr = np.asarray(obs, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"act expects observations as an array of shape ({obs_dim},) or (batch, {obs_dim}); got "
+                         f"{type(obs).__name__} that is not a numeric array") from None
+    if arr.ndim == 1 and arr.shape[0] == obs_dim:
+        return arr[None], True
+    if arr.ndim == 2 and arr.shape[1] == obs_dim:
+        return arr, False
+    raise ValueError(f"act expects observations of shape ({obs_dim},) or (batch, {obs_dim}); got shape "
+                     f"{tuple(arr.shape)}")
+
+
+def checked_act(act: Callable, obs_dim: int) -> Callable:
+    """act(obs, *args) that accepts one observation or a batch (see obs_batch) and returns actions of the same
+    rank: (action_dim,) for one observation, (batch, action_dim) for a batch."""
+
+    def act_checked(obs, *args):
+        batch, single = obs_batch(obs, obs_dim)
+        out = act(batch, *args)
+        return out[0] if single else out
+
+    act_checked.obs_dim = obs_dim
+    return act_checked

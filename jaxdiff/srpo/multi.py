@@ -234,7 +234,7 @@ def run_many(run_cfg: RunConfig, cfg: SRPOConfig | None, points: list[dict], dat
             if mode == "fresh":
                 timing.pop(stage, None)
 
-    writer = MetricsWriter(metrics_path)
+    writer = MetricsWriter(metrics_path, pipeline.tensorboard_dir(run_cfg))
     data = place.replicate(dataset.data)
     states: dict[str, Any] = {}
     final_eval = None
@@ -255,8 +255,10 @@ def run_many(run_cfg: RunConfig, cfg: SRPOConfig | None, points: list[dict], dat
         target = stacked.set_hparams(stage, target, stacked.point_values(pts))
         ck = Checkpointer(pipeline.ckpt_dir(workdir, stage))
         if mode in ("resume", "reuse"):
-            _, target = ck.restore(target, latest)
-            log.info("%s: restored %d runs at step %d from %s", stage, len(pts), latest, ck.directory)
+            got, target = ck.restore(target, None if mode == "resume" else latest)  # as pipeline.run
+            if got != latest:
+                pipeline.prune_metrics(metrics_path, stage, got)
+            log.info("%s: restored %d runs at step %d from %s", stage, len(pts), got, ck.directory)
         if mode == "reuse" or int(to_host(target.step)[0]) >= getattr(cfg, f"{stage}_steps"):
             states[stage] = target
             ck.close()

@@ -32,6 +32,7 @@ from jaxdiff.data import bandits
 from jaxdiff.data.minari_data import OfflineDataset, eval_env_id, load_minari, resolve_name
 from jaxdiff.srpo import behavior, critic, policy, train
 from jaxdiff.srpo.config import STAGE_FIELDS, SRPOConfig, make_config, preset_for
+from jaxdiff.train import divergence
 from jaxdiff.train.checkpoint import Checkpointer
 from jaxdiff.train.logging import MetricsWriter, plot_curves, progress, read_metrics, write_json
 
@@ -68,6 +69,7 @@ class RunConfig:
     ref_max_score: float | None = None
     progress_bar: bool | None = None  # None: on when stderr is a terminal
     plots: bool = True  # learning-curve PNGs (and the bandit figure for toys)
+    tensorboard: bool = False  # also write the metrics as TensorBoard scalars to <workdir>/tensorboard
 
     def validate(self) -> None:
         if self.stage not in STAGES + ("all",):
@@ -83,6 +85,10 @@ class RunConfig:
             raise ValueError(f"--eval_episodes must be >= 0, got {self.eval_episodes}")
         if self.resume and self.overwrite:
             raise ValueError("--resume and --overwrite exclude each other")
+
+
+def tensorboard_dir(run: RunConfig) -> str | None:
+    return os.path.join(run.workdir, "tensorboard") if run.tensorboard else None
 
 
 def default_workdir(env: str, seed: int) -> str:
@@ -156,8 +162,12 @@ def evaluate(state: policy.PolicyState, dataset: OfflineDataset, episodes: int, 
 def bandit_record(a: np.ndarray, dataset: OfflineDataset) -> dict:
     """Evaluation record of a bandit action (the reward is known, so one 'episode')."""
     r = float(dataset.bandit.reward(a[None])[0])
+    mass = float(bandits.support_mass(a, dataset.data.action[:20_000])[0])
     out = {"mean_return": r, "std_return": 0.0, "episodes": 1, "returns": [r], "action": a.tolist(),
-           "support_mass": float(bandits.support_mass(a, dataset.data.action[:20_000])[0])}
+           "support_mass": mass, "in_support": mass >= bandits.SUPPORT_THRESHOLD}
+    if not out["in_support"]:
+        out["note"] = (f"the final action lies outside the data's support (only {mass:.2%} of dataset actions within "
+                       f"0.1); the score extrapolates the reward beyond the data")
     return _add_scores(out, dataset)
 
 
@@ -246,14 +256,14 @@ def plan_stages(workdir: str, run_cfg: RunConfig, cfg: SRPOConfig,
     plan: dict[str, tuple[str, int | None]] = {}
     for stage in needed_stages(run_cfg.stage):
         ck = Checkpointer(ckpt_dir(workdir, stage))
-        latest = ck.latest_step()
         where = ckpt_dir(workdir, stage)
+        if stage in to_train and run_cfg.overwrite and ck.has_any():  # damaged steps included
+            ck.close()
+            shutil.rmtree(where)
+            plan[stage] = ("fresh", None)
+            continue
+        latest = ck.latest_step()  # newest readable; CheckpointError when every step there is damaged
         if stage in to_train:
-            if latest is not None and run_cfg.overwrite:
-                ck.close()
-                shutil.rmtree(where)
-                plan[stage] = ("fresh", None)
-                continue
             if latest is not None and not run_cfg.resume:
                 raise ValueError(f"{where} already has a {stage} checkpoint (step {latest}); pass --resume to continue "
                                  f"or reuse it, --overwrite to start over, or choose a new --workdir")
@@ -267,6 +277,10 @@ def plan_stages(workdir: str, run_cfg: RunConfig, cfg: SRPOConfig,
             check(ck.restore_config(latest), stage, where)
             plan[stage] = ("reuse", latest)
         ck.close()
+    if run_cfg.resume and all(mode == "fresh" for mode, _ in plan.values()):
+        raise ValueError(f"--resume: nothing to resume in --workdir={workdir} (no checkpoints in "
+                         f"{os.path.join(workdir, 'checkpoints')}); check --workdir, or drop --resume to start a "
+                         f"new run")
     return plan
 
 
@@ -300,6 +314,14 @@ def stage_loop(stage: str, state: Any, start: int, total: int, run: RunConfig, c
         chunk_times.append((n, dt))
         step += n
         bar.update(n)
+        try:  # before evaluating or saving: the last checkpoint stays finite
+            divergence.check(f"the SRPO {stage} stage", step, last, state, last_checkpoint=ckpt.latest_step,
+                             directory=ckpt.directory, lr_flags={"": f"--{stage}_lr"})
+        except divergence.DivergenceError:
+            for record in to_records(step, n, dt, last, None):  # the non-finite values, as null, for the record
+                writer.write(record)
+            bar.close()
+            raise
         ev = None
         if eval_fn is not None and ((run.eval_every and step % run.eval_every == 0) or step == total):
             ev = last_eval = eval_fn(state)
@@ -383,7 +405,7 @@ def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, dataset: OfflineDatas
             summary.pop("eval", None)
         elif mode == "resume":
             prune_metrics(metrics_path, stage, latest)
-    writer = MetricsWriter(metrics_path)
+    writer = MetricsWriter(metrics_path, tensorboard_dir(run_cfg))
     data = jax.device_put(dataset.data)
     fresh = init_states(run_cfg.seed, dataset.obs_dim, dataset.action_dim, cfg, upto="critic")
     states: dict[str, Any] = {}
@@ -401,8 +423,11 @@ def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, dataset: OfflineDatas
             target = fresh[stage]
         ck = Checkpointer(ckpt_dir(workdir, stage))
         if mode in ("resume", "reuse"):
-            _, target = ck.restore(target, latest)
-            log.info("%s: restored step %d from %s", stage, latest, ckpt_dir(workdir, stage))
+            # resume: the newest step that reads back (older ones when it does not); reuse: the finished one
+            got, target = ck.restore(target, None if mode == "resume" else latest)
+            if got != latest:
+                prune_metrics(metrics_path, stage, got)
+            log.info("%s: restored step %d from %s", stage, got, ckpt_dir(workdir, stage))
         if mode == "reuse" or int(target.step) >= _total_steps(cfg, stage):
             states[stage] = target
             ck.close()
@@ -430,6 +455,8 @@ def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, dataset: OfflineDatas
             ev = summary["eval"]
             log.info("final evaluation: return %.3f +- %.3f, normalised score %s", ev["mean_return"], ev["std_return"],
                      "n/a" if ev["normalized_score"] is None else f"{ev['normalized_score']:.1f}")
+            if "note" in ev:
+                log.warning("%s", ev["note"])
         if dataset.kind == "bandit" and run_cfg.plots:
             from jaxdiff.srpo.plots import bandit_figure
 
@@ -470,10 +497,19 @@ def load_policy_state(workdir: str, step: int | None = None, *, run: int | None 
 
 def load_policy(workdir: str, step: int | None = None, *, run: int | None = None, seed: int | None = None,
                 **where: float) -> Callable[[Any], jax.Array]:
-    """A jitted act(obs (B, obs_dim)) -> actions (B, action_dim) in [-1, 1] from a run's policy checkpoint.
+    """act(obs) -> actions in [-1, 1] from a run's policy checkpoint (the policy call is jitted).
 
+    obs: one observation (obs_dim,) -> (action_dim,), or a batch (B, obs_dim) -> (B, action_dim); numpy, jax
+    arrays or lists. Any other shape is a ValueError naming the expected ones (jaxdiff.envs.evaluate.obs_batch).
     Multi-run workdirs: choose the run with seed=s (and swept values, e.g. beta=0.1) or run=k, as in
     load_policy_state. Map actions to the env's box with jaxdiff.envs.evaluate.scale_action (identity for [-1, 1]).
     """
+    from jaxdiff.envs.evaluate import checked_act
+
     state = load_policy_state(workdir, step, run=run, seed=seed, **where)
-    return jax.jit(lambda obs: policy.act(state, obs))
+    ck = Checkpointer(ckpt_dir(workdir, "policy"))
+    try:
+        obs_dim = int(ck.restore_config(step)["dataset"]["obs_dim"])
+    finally:
+        ck.close()
+    return checked_act(jax.jit(lambda obs: policy.act(state, obs)), obs_dim)

@@ -5,13 +5,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdiff.data import bandits
 from jaxdiff.srpo import behavior, policy
 
 _SAMPLE = jax.jit(behavior.sample, static_argnames=("steps", "order"))
 
 
 def bandit_figure(behavior_state: behavior.BehaviorState, policy_state: policy.PolicyState, dataset, path: str,
-                  num_samples: int = 2000, seed: int = 0) -> None:
+                  num_samples: int = 2000, seed: int = 0):
+    """Dataset actions and behavior samples over the reward map with the policy's action; the title says whether
+    that action lies inside the data's support (bandits.SUPPORT_THRESHOLD). Saves to path, returns the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,6 +23,9 @@ def bandit_figure(behavior_state: behavior.BehaviorState, policy_state: policy.P
     obs = jnp.zeros((num_samples, dataset.obs_dim))
     samples = np.asarray(_SAMPLE(behavior_state, obs, jax.random.PRNGKey(seed)))
     a_pi = np.asarray(policy.act(policy_state, jnp.zeros((1, dataset.obs_dim))))[0]
+    mass = float(bandits.support_mass(a_pi, dataset.data.action[:20_000])[0])
+    where = ("inside the data's support" if mass >= bandits.SUPPORT_THRESHOLD
+             else "OUTSIDE the data's support")
     grid = np.linspace(-1.1, 1.1, 200)
     gx, gy = np.meshgrid(grid, grid)
     rewards = dataset.bandit.reward(np.stack([gx, gy], -1))
@@ -29,16 +35,18 @@ def bandit_figure(behavior_state: behavior.BehaviorState, policy_state: policy.P
         cs = ax.contourf(gx, gy, rewards, levels=20, cmap="viridis", alpha=0.55)
         ax.scatter(pts[:, 0], pts[:, 1], s=2, c="k", alpha=0.35)
         ax.scatter([a_pi[0]], [a_pi[1]], marker="*", s=320, c="red", edgecolors="white", linewidths=1.2,
-                   label=f"SRPO action, r={float(dataset.bandit.reward(a_pi[None])[0]):.3f}")
+                   label=f"SRPO action, r={float(dataset.bandit.reward(a_pi[None])[0]):.3f}, {where}")
         ax.set_xlim(-1.1, 1.1)
         ax.set_ylim(-1.1, 1.1)
         ax.set_aspect("equal")
         ax.set_title(title)
         ax.legend(loc="lower left", fontsize=8)
     fig.colorbar(cs, ax=axes, label="reward", shrink=0.85)
-    fig.suptitle(f"SRPO on {dataset.name} (beta={float(policy_state.beta):g})")
+    fig.suptitle(f"SRPO on {dataset.name} (beta={float(policy_state.beta):g}): final action {where} "
+                 f"({mass:.1%} of data within 0.1)", color="black" if mass >= bandits.SUPPORT_THRESHOLD else "red")
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return fig
 
 
 def bandit_runs_figure(actions: list, points: list[dict], dataset, path: str, num_samples: int = 2000) -> None:

@@ -86,8 +86,11 @@ def _band(records: list[dict], idx: list[int], x_key: str, y_key: str):
 
 
 def plot_groups(records: list[dict], points: list[dict], x_key: str, y_keys: list[str], path: str,
-                title: str = "") -> None:
-    """One subplot per metric; per sweep point the mean over seeds with a shaded +-1 std band."""
+                title: str = ""):
+    """One subplot per metric; per sweep point the mean over seeds with a shaded +-1 std band (markers on short
+    series, labelled axes, as logging.plot_curves). Returns the (closed) figure, or None."""
+    from jaxdiff.train.logging import style_axis
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -104,11 +107,10 @@ def plot_groups(records: list[dict], points: list[dict], x_key: str, y_keys: lis
             if band is None:
                 continue
             xs, m, s = band
-            (line,) = ax.plot(xs, m, label=f"{point_label(hp)} (n={len(idx)})")
+            (line,) = ax.plot(xs, m, label=f"{point_label(hp)} (n={len(idx)})", **style_axis(ax, x_key, key, len(xs)))
             if len(idx) > 1:
                 ax.fill_between(xs, m - s, m + s, color=line.get_color(), alpha=0.2, linewidth=0)
-        ax.set_xlabel(x_key)
-        ax.set_title(key)
+        style_axis(ax, x_key, key, 0)
     axes[0][0].legend(fontsize=7)
     if title:
         fig.suptitle(title)
@@ -116,3 +118,4 @@ def plot_groups(records: list[dict], points: list[dict], x_key: str, y_keys: lis
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return fig

@@ -31,6 +31,7 @@ import numpy as np
 from jaxdiff.agent import OnlineAgent
 from jaxdiff.data import replay as replay_lib
 from jaxdiff.data.replay import ReplayState, Transition
+from jaxdiff.train import divergence
 from jaxdiff.train import logging as logging_lib
 from jaxdiff.train.checkpoint import Checkpointer
 
@@ -56,7 +57,8 @@ class OnlineConfig:
     save_replay: bool = True  # replay buffer inside checkpoints (exact-data resume) or not (refill on resume)
     truncation_as_terminal: bool = False  # True = official QVPO behaviour (time-outs terminal)
     max_episode_steps: int | None = None  # override the env's time limit (None = env default)
-    progress: bool | None = None  # tqdm bar: None = only on a terminal
+    progress: bool | None = None  # tqdm bar: None = only on a terminal (else a progress line every ~30 s)
+    tensorboard: bool = False  # also write the metrics as TensorBoard scalars to <workdir>/tensorboard
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -180,7 +182,7 @@ def first_action(agent: OnlineAgent, rs: RunnerState, obs: jax.Array) -> tuple[R
 
 
 class _Outputs:
-    def __init__(self, workdir: str, resume: bool, step: int):
+    def __init__(self, workdir: str, resume: bool, step: int, tensorboard: bool = False):
         os.makedirs(workdir, exist_ok=True)
         self.workdir = workdir
         self.metrics_path = os.path.join(workdir, "metrics.jsonl")
@@ -190,7 +192,8 @@ class _Outputs:
                 f.writelines(json.dumps(r) + "\n" for r in keep)
         elif os.path.exists(self.metrics_path):
             os.remove(self.metrics_path)
-        self.writer = logging_lib.MetricsWriter(self.metrics_path)
+        self.writer = logging_lib.MetricsWriter(
+            self.metrics_path, os.path.join(workdir, "tensorboard") if tensorboard else None)
 
     def records(self) -> list[dict]:
         return logging_lib.read_metrics(self.metrics_path)
@@ -207,7 +210,9 @@ def _open_checkpoints(workdir: str, resume: bool, overwrite: bool) -> Checkpoint
     path = os.path.join(workdir, "checkpoints")
     if not resume and os.path.isdir(path) and os.listdir(path):
         if not overwrite:
-            raise FileExistsError(f"{path} holds checkpoints: resume=True continues them, overwrite=True deletes them")
+            raise FileExistsError(f"--workdir={workdir} already holds a run (checkpoints in {path}): pass --resume "
+                                  f"to continue it, --overwrite to delete it and start over, or choose another "
+                                  f"--workdir")
         import shutil
 
         shutil.rmtree(path)
@@ -218,15 +223,41 @@ def _ckpt_state(rs: RunnerState, save_replay: bool) -> RunnerState:
     return rs if save_replay else rs.replace(replay=None)
 
 
-def _restore(ckpt: Checkpointer, rs: RunnerState, save_replay: bool) -> tuple[RunnerState, dict]:
-    """Restore into the structure of rs; an empty replay buffer is kept when the checkpoint has none."""
-    meta = ckpt.restore_config()
-    had_replay = bool(meta.get("runner", {}).get("save_replay", save_replay))
-    target = _ckpt_state(rs, had_replay)
-    _, restored = ckpt.restore(target)
-    if not had_replay:
-        restored = restored.replace(replay=rs.replay)
+def _restore(ckpt: Checkpointer, rs: Any, save_replay: bool) -> tuple[Any, dict]:
+    """Restore the newest readable checkpoint into the structure of rs (a RunnerState, or a JaxLoopState whose
+    .runner is one); an empty replay buffer is kept when the checkpoint has none."""
+    loop = hasattr(rs, "runner")
+
+    def had_replay(meta: dict) -> bool:
+        return bool(meta.get("runner", {}).get("save_replay", save_replay))
+
+    def strip(x: Any) -> Any:
+        return x.replace(runner=_ckpt_state(x.runner, False)) if loop else _ckpt_state(x, False)
+
+    _, restored, meta = ckpt.restore_latest(lambda meta: rs if had_replay(meta) else strip(rs))
+    if not had_replay(meta):
+        replay = rs.runner.replay if loop else rs.replay
+        restored = (restored.replace(runner=restored.runner.replace(replay=replay)) if loop
+                    else restored.replace(replay=replay))
     return restored, meta
+
+
+# which flag to look at when a metric goes non-finite (first name part found wins)
+LR_FLAGS = {"critic": "--critic_lr", "q_": "--critic_lr", "actor": "--actor_lr", "alpha": "--alpha_lr",
+            "": "--actor_lr / --critic_lr"}
+
+
+def check_finite(what: str, step: int, record: dict, agent_state: Any, ckpt: Checkpointer) -> None:
+    """Stop the run (DivergenceError) when a logged agent metric or the agent state is NaN / inf."""
+    metrics = {k: v for k, v in record.items() if k.startswith("agent/")}
+    divergence.check(what, step, metrics, agent_state, last_checkpoint=ckpt.latest_step, directory=ckpt.directory,
+                     lr_flags=LR_FLAGS)
+
+
+def _title(meta: dict, env: str, seed: int) -> str:
+    """curves.png's title: algorithm, env, seed and run_info's "label" (e.g. with / without the entropy term)."""
+    label = f" ({meta['label']})" if meta.get("label") else ""
+    return f"{meta.get('algo', '')} {env} seed {seed}{label}"
 
 
 def _eval_record(step: int, returns: np.ndarray, lengths: np.ndarray | None = None) -> dict:
@@ -301,7 +332,7 @@ def run_gym(
             host["replay_size"] = 0
         resumed_from = int(rs.env_step)
     start = int(rs.env_step)
-    out = _Outputs(workdir, resume=resumed_from is not None, step=start)
+    out = _Outputs(workdir, resume=resumed_from is not None, step=start, tensorboard=cfg.tensorboard)
 
     static = dict(obs_dim=obs_dim, action_dim=action_dim)
     # The replay add is its own donated dispatch. Fused with the update, XLA on CPU copied the reward / next_obs /
@@ -331,6 +362,7 @@ def run_gym(
         return _eval_record(step, res["returns"], res["lengths"])
 
     def save(step: int) -> None:
+        check_finite(f"{meta_out.get('algo', 'the agent')} on {env_id}", step, {}, rs.agent, ckpt)  # never save NaN
         ckpt.save(step, _ckpt_state(rs, cfg.save_replay), {**meta_out, "host": host, "env_step": step})
 
     obs, _ = env.reset(seed=cfg.seed if start == 0 else cfg.seed + 7919 * start)
@@ -387,6 +419,7 @@ def run_gym(
                 recent = []
             rs = reset_metrics(rs)
             out.writer.write(rec)
+            check_finite(f"{meta_out.get('algo', 'the agent')} on {env_id}", step, rec, rs.agent, ckpt)
             if on_log:
                 on_log(rec)
             t_log, step_log = now, step
@@ -416,7 +449,7 @@ def run_gym(
             "replay_saved_in_checkpoints": cfg.save_replay,
         },
     )
-    out.finish(summary, title=f"{meta_out.get('algo', '')} {env_id} seed {cfg.seed}")
+    out.finish(summary, title=_title(meta_out, env_id, cfg.seed))
     summary["final_state"] = rs  # not written to JSON: lets callers (tests, benchmarks) use the trained agent
     return summary
 
@@ -552,14 +585,10 @@ def run_jax(
                 "action_dim": env.action_dim, **(run_info or {})}
     resumed_from = None
     if resume and ckpt.latest_step() is not None:
-        meta = ckpt.restore_config()
-        had_replay = bool(meta.get("runner", {}).get("save_replay", True))
-        target = ls if had_replay else ls.replace(runner=ls.runner.replace(replay=None))
-        _, restored = ckpt.restore(target)
-        ls = restored if had_replay else restored.replace(runner=restored.runner.replace(replay=ls.runner.replay))
+        ls, _ = _restore(ckpt, ls, True)
         resumed_from = int(ls.runner.env_step)
     start = int(ls.runner.env_step)
-    out = _Outputs(workdir, resume=resumed_from is not None, step=start)
+    out = _Outputs(workdir, resume=resumed_from is not None, step=start, tensorboard=cfg.tensorboard)
 
     chunk = math.gcd(cfg.log_every, cfg.eval_every)
     if cfg.checkpoint_every:
@@ -601,6 +630,7 @@ def run_jax(
             ls = ls.replace(runner=reset_metrics(rs), done_return_sum=jnp.zeros(()),
                             done_count=jnp.zeros((), jnp.int32))
             out.writer.write(rec)
+            check_finite(f"{meta_out.get('algo', 'the agent')} on {env_name}", step, rec, ls.runner.agent, ckpt)
         if step % cfg.eval_every == 0 or step == cfg.total_steps:
             ret = np.asarray(evaluate(ls.runner.agent, jax.random.fold_in(eval_key, step)))
             rec = _eval_record(step, ret)
@@ -608,6 +638,7 @@ def run_jax(
             bar.set_postfix(eval=f"{rec['eval/return_mean']:.3f}")
         if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.total_steps:
             st = ls if cfg.save_replay else ls.replace(runner=ls.runner.replace(replay=None))
+            check_finite(f"{meta_out.get('algo', 'the agent')} on {env_name}", step, {}, ls.runner.agent, ckpt)
             ckpt.save(step, st, {**meta_out, "env_step": step})
     bar.close()
     ckpt.close()
@@ -622,7 +653,7 @@ def run_jax(
             "replay_saved_in_checkpoints": cfg.save_replay,
         },
     )
-    out.finish(summary, title=f"{meta_out.get('algo', '')} {env_name} seed {cfg.seed}")
+    out.finish(summary, title=_title(meta_out, env_name, cfg.seed))
     summary["final_state"] = ls  # not written to JSON: lets callers (tests, figures) use the trained agent
     return summary
 
@@ -656,9 +687,14 @@ def load_agent_state(
     import orbax.checkpoint as ocp
 
     directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    if step is None:  # the newest step marked complete whose files are intact (see jaxdiff.train.checkpoint)
+        ck = Checkpointer(directory)
+        try:
+            step = ck.latest_step()
+        finally:
+            ck.close()
     mngr = ocp.CheckpointManager(directory)
     try:
-        step = mngr.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {directory}")
         args = ocp.args.Composite(state=ocp.args.StandardRestore(), config=ocp.args.JsonRestore())
@@ -676,7 +712,7 @@ def load_agent_state(
     elif run not in (None, 0) or where or (seed is not None and seed != meta.get("runner", {}).get("seed")):
         raise ValueError(f"{workdir} holds a single run (seed {meta.get('runner', {}).get('seed')}); "
                          f"got run={run}, seed={seed}, {where}")
-    template = agent.init(jax.random.PRNGKey(0))
+    template = jax.eval_shape(agent.init, jax.random.PRNGKey(0))  # structure only: no op-by-op init of big nets
 
     def as_state_dict(x):  # orbax hands tuples back as lists and empty nodes as None; flax wants {"0": ...}
         if isinstance(x, (list, tuple)):

@@ -145,6 +145,12 @@ def _zero_metrics(rs: RunnerState) -> RunnerState:
                       metrics_count=jnp.zeros_like(rs.metrics_count))
 
 
+def _check_runs(what: str, step: int, means: list[dict], agent_states: Any, ckpt) -> None:
+    """online.check_finite over all runs: metric names say which run went non-finite."""
+    record = {f"agent/{name} (run {k})": v for k, m in enumerate(means) for name, v in m.items()}
+    online.check_finite(what, step, record, agent_states, ckpt)
+
+
 def _same_points(meta: dict, points: list[dict], workdir: str) -> None:
     saved = meta.get("points")
     if saved is None or len(saved) != len(points) or any(
@@ -216,7 +222,7 @@ def run_gym_multi(
             host["replay_size"] = 0
         resumed_from = int(rs.env_step[0])
     start = int(rs.env_step[0])
-    out = online._Outputs(workdir, resume=resumed_from is not None, step=start)
+    out = online._Outputs(workdir, resume=resumed_from is not None, step=start, tensorboard=cfg.tensorboard)
     rs = place.put(rs)
 
     static = dict(obs_dim=obs_dim, action_dim=action_dim)
@@ -252,6 +258,7 @@ def run_gym_multi(
         return [{"run": k, **points[k], **online._eval_record(step, ret[k], lens[k])} for k in range(n)]
 
     def save(step: int) -> None:
+        _check_runs(f"{meta_out.get('algo', 'the agent')} on {env_id}", step, [], rs.agent, ckpt)  # never save NaN
         state = place.unpad(online._ckpt_state(rs, cfg.save_replay))
         ckpt.save(step, state, {**meta_out, "host": host, "env_step": step})
 
@@ -319,6 +326,7 @@ def run_gym_multi(
                     on_log(rec)
             recent = [[] for _ in range(n)]
             rs = zero_metrics(rs)
+            _check_runs(f"{meta_out.get('algo', 'the agent')} on {env_id}", step, means, rs.agent, ckpt)
             t_log, step_log = now, step
         if step % cfg.eval_every == 0 or step == cfg.total_steps:
             recs = evaluate(step)
@@ -378,16 +386,12 @@ def run_jax_multi(
                 "action_dim": env.action_dim, "points": points, **(run_info or {})}
     resumed_from = None
     if resume and ckpt.latest_step() is not None:
-        meta = ckpt.restore_config()
-        _same_points(meta, points, workdir)
-        had_replay = bool(meta.get("runner", {}).get("save_replay", True))
-        target = ls if had_replay else ls.replace(runner=ls.runner.replace(replay=None))
-        _, restored = ckpt.restore(target)
-        ls = restored if had_replay else restored.replace(runner=restored.runner.replace(replay=ls.runner.replay))
+        _same_points(ckpt.restore_config(), points, workdir)
+        ls, _ = online._restore(ckpt, ls, True)
         resumed_from = int(ls.runner.env_step[0])
     start = int(ls.runner.env_step[0])
     replay_size = int(ls.runner.replay.size[0])  # the same in every run: all runs add one row per env step
-    out = online._Outputs(workdir, resume=resumed_from is not None, step=start)
+    out = online._Outputs(workdir, resume=resumed_from is not None, step=start, tensorboard=cfg.tensorboard)
     ls = place.put(ls)
 
     chunk = math.gcd(cfg.log_every, cfg.eval_every)
@@ -446,6 +450,7 @@ def run_jax_multi(
                     rec["train/episode_return"] = float(done_sum[k]) / int(done_count[k])
                 out.writer.write(rec)
             ls = reset_logs(ls)
+            _check_runs(f"{meta_out.get('algo', 'the agent')} on {env_name}", step, means, ls.runner.agent, ckpt)
         if step % cfg.eval_every == 0 or step == cfg.total_steps:
             ret = to_host(evaluate(ls.runner.agent, eval_keys, step))
             recs = [{"run": k, **points[k], **online._eval_record(step, ret[k])} for k in range(n)]
@@ -454,6 +459,7 @@ def run_jax_multi(
             bar.set_postfix(eval=f"{np.mean([r['eval/return_mean'] for r in recs]):.3f}")
         if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or step == cfg.total_steps:
             st = ls if cfg.save_replay else ls.replace(runner=ls.runner.replace(replay=None))
+            _check_runs(f"{meta_out.get('algo', 'the agent')} on {env_name}", step, [], ls.runner.agent, ckpt)
             ckpt.save(step, place.unpad(st), {**meta_out, "env_step": step})
     bar.close()
     ckpt.close()

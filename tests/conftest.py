@@ -1,0 +1,71 @@
+"""Shared helpers: run a launcher as a user would (a subprocess), or many bad command lines in one subprocess.
+
+Every subprocess pays several seconds of JAX import, so `launcher_cases` parses and runs a list of command lines
+inside ONE subprocess (flags reset between them, the launcher's own `cli` error handling around each), while
+`launch` is the plain `python experiments/<script> ...` a user types.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def launcher_env(**extra: str) -> dict:
+    """The environment of a launcher subprocess: CPU JAX, this checkout first on the import path."""
+    path = os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=path, **extra)
+
+
+def launch(script: str, *args: str, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
+    """`python experiments/<script> <args>` from the repository root, output captured."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, "experiments", script), *args], cwd=ROOT,
+                          env=launcher_env(**env), capture_output=True, text=True, timeout=timeout)
+
+
+_CASES = r"""
+import contextlib, io, json, runpy, sys
+from absl import flags
+script, cases = sys.argv[1], json.loads(sys.argv[2])
+sys.argv = [script]
+main = runpy.run_path(script, run_name="launcher")["main"]
+from jaxdiff.train import cli
+out = []
+for argv in cases:
+    flags.FLAGS.unparse_flags()
+    sys.argv = [script, *argv]
+    err, std = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(std):
+        try:
+            cli.guarded(main)(cli.parse_flags(sys.argv))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except BaseException as e:
+            code, _ = 99, err.write(f"Traceback (uncaught) {type(e).__name__}: {e}")
+    out.append([code, err.getvalue(), std.getvalue()])
+print("RESULT" + json.dumps(out))
+"""
+
+
+def launcher_cases(script: str, cases: list[list[str]], timeout: int = 600, **env: str) -> list[tuple[int, str, str]]:
+    """[(exit code, stderr, stdout)] of each command line in `cases`, all run in one subprocess."""
+    res = subprocess.run([sys.executable, "-c", _CASES, os.path.join(ROOT, "experiments", script), json.dumps(cases)],
+                         cwd=ROOT, env=launcher_env(**env), capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0 and "RESULT" in res.stdout, res.stdout[-2000:] + res.stderr[-3000:]
+    return [tuple(x) for x in json.loads(res.stdout.split("RESULT", 1)[1])]
+
+
+def assert_one_line_error(code: int, stderr: str, *needles: str, exit_code: int = 1) -> str:
+    """A refusal as the issue asks: exit code 1 (or exit_code), one line on stderr containing every needle, no
+    traceback, no help dump. Returns the line."""
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert code == exit_code, (code, stderr[-2000:])
+    assert len(lines) == 1, stderr[-3000:]
+    assert "Traceback" not in stderr and "USAGE" not in stderr and "flags:" not in stderr
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+    return lines[0]
