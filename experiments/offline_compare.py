@@ -26,11 +26,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
 from jaxdiff.diffusion import vpsde  # noqa: E402
 from jaxdiff.envs.evaluate import evaluate_policy  # noqa: E402
 from jaxdiff.srpo import baselines, behavior, critic, pipeline, policy, train  # noqa: E402
+from jaxdiff.train import cli  # noqa: E402
 from jaxdiff.train.checkpoint import Checkpointer  # noqa: E402
 from jaxdiff.train.logging import write_json  # noqa: E402
 
@@ -43,7 +44,7 @@ flags.DEFINE_integer("policy_steps", 10_000, "Policy updates for SRPO, BC and AW
 flags.DEFINE_list("beta", None, "SRPO betas swept together (default: preset x {0.25, 1, 4}).")
 flags.DEFINE_float("awr_temperature", 3.0, "IQL-AWR inverse temperature (IQL: 3 on locomotion).")
 flags.DEFINE_integer("eval_episodes", 10, "Evaluation episodes per policy and seed.")
-flags.DEFINE_integer("eval_every", 2500, "Policy steps between evaluations (learning curves).")
+flags.DEFINE_integer("eval_every", 2000, "Policy steps between evaluations (learning curves).")
 flags.DEFINE_integer("eval_seed", 10_000, "First evaluation-episode seed.")
 flags.DEFINE_float("holdout", 0.05, "Fraction of transitions (the last ones) held out from every stage.")
 flags.DEFINE_integer("chunk", 1000, "Updates per jitted chunk.")
@@ -108,10 +109,22 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO; progress goes to stdout
     t_start = time.time()
     env, S = FLAGS.env, FLAGS.num_seeds
+    cli.positive(num_seeds=S, behavior_batch=FLAGS.behavior_batch, critic_steps=FLAGS.critic_steps,
+                 policy_steps=FLAGS.policy_steps, eval_episodes=FLAGS.eval_episodes, eval_every=FLAGS.eval_every,
+                 chunk=FLAGS.chunk)
+    try:
+        ladder = sorted(int(x) for x in FLAGS.behavior_ladder)
+    except ValueError:
+        raise cli.FlagError(f"--behavior_ladder={','.join(FLAGS.behavior_ladder)}: give update counts, e.g. 5000,15000")
+    for name, v in (("behavior_ladder", min(ladder)), ("critic_steps", FLAGS.critic_steps),
+                    ("policy_steps", FLAGS.policy_steps), ("eval_every", FLAGS.eval_every)):
+        if v <= 0 or v % FLAGS.chunk:
+            raise cli.FlagError(f"--{name}: {v} must be a positive multiple of --chunk={FLAGS.chunk}")
+    if not 0.0 < FLAGS.holdout < 0.5:
+        raise cli.FlagError(f"--holdout={FLAGS.holdout}: give a fraction in (0, 0.5)")
     dataset = pipeline.load_dataset(env)
     if dataset.kind != "locomotion":
-        raise app.UsageError(f"--env={env}: offline_compare runs gymnasium locomotion datasets only")
-    ladder = sorted(int(x) for x in FLAGS.behavior_ladder)
+        raise cli.FlagError(f"--env={env}: offline_compare runs gymnasium locomotion datasets only")
     cfg0 = pipeline.configure(env)
     betas = [float(b) for b in FLAGS.beta] if FLAGS.beta else [cfg0.beta * f for f in (0.25, 1.0, 4.0)]
     cfg = pipeline.configure(env, behavior_steps=ladder[-1], behavior_batch=FLAGS.behavior_batch,
@@ -238,7 +251,7 @@ def main(argv):
     sample_lanes = jax.jit(jax.vmap(lambda b, o, k: behavior.sample(b, o, k)), static_argnums=())
     for rung in ladder:
         if rung < done:
-            raise app.UsageError(f"{workdir} holds a behavior model at {done} > rung {rung}; use a new --workdir")
+            raise cli.FlagError(f"{workdir} holds a behavior model at {done} > rung {rung}; use a new --workdir")
         t0 = time.time()
         for i in range(done // chunk, rung // chunk):
             b_state, _ = b_chunk(b_state, jax.vmap(jax.random.fold_in, in_axes=(0, None))(b_keys, i))
@@ -308,4 +321,4 @@ def plot(s: dict, path: str) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -15,7 +15,10 @@ import platform
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from jaxdiff.train import cli  # noqa: E402
 
 flags.DEFINE_string("env", None, "Env id (a title only).")
 flags.DEFINE_list("runs", None, "name:workdir pairs, e.g. qvpo:runs/a,sac:runs/b.")
@@ -64,7 +67,9 @@ def main(argv):
            "hardware": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
            "gather_command": "python " + " ".join(sys.argv)}
     for item in FLAGS.runs:
-        name, workdir = item.split(":", 1)
+        name, _, workdir = item.partition(":")
+        if not workdir or not os.path.exists(os.path.join(workdir, "summary.json")):
+            raise cli.FlagError(f"--runs: {item!r} is not name:workdir of a finished online run (no summary.json)")
         out["algos"][name] = gather(name, workdir)
     with open(FLAGS.out, "w") as f:
         json.dump(out, f, indent=1)
@@ -86,4 +91,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["env", "runs", "out"])
-    app.run(main)
+    cli.run(main)

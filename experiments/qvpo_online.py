@@ -155,7 +155,7 @@ flags.DEFINE_bool("resume", False, "Continue from the latest checkpoint in --wor
 flags.DEFINE_bool("overwrite", False, "Delete existing checkpoints in --workdir when not resuming.")
 flags.DEFINE_bool("bandit_compare", True, "Bandit only: also train without the entropy term and plot both.")
 _RUN_FLAGS = {
-    "total_steps": (flags.DEFINE_integer, "Env steps in total (default 1M; bandit 3000)."),
+    "total_steps": (flags.DEFINE_integer, "Env steps in total (default 1M; bandit 600)."),
     "warmup_steps": (flags.DEFINE_integer, "Uniform-random env steps before updates start (default 10k)."),
     "eval_every": (flags.DEFINE_integer, "Env steps between evaluations (default 10k)."),
     "eval_episodes": (flags.DEFINE_integer, "Episodes per evaluation (default 10)."),

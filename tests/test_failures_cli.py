@@ -139,3 +139,16 @@ def test_license_file_is_the_apache_license_pyproject_declares():
     with open(os.path.join(ROOT, "LICENSE")) as f:
         text = f.read()
     assert "Apache License" in text and "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text
+
+
+def test_results_scripts_refuse_bad_flags(tmp_path):
+    """The issue-9 experiment scripts refuse bad input like the launchers (one line, exit 1)."""
+    cases = {"--policy_steps=-5": ["--policy_steps=-5", "positive"],
+             "--behavior_ladder=abc": ["--behavior_ladder=abc", "update counts"],
+             "--critic_steps=1500": ["--critic_steps", "multiple of --chunk"],
+             "--env=bandit-imbalanced": ["--env=bandit-imbalanced", "locomotion"]}
+    results = launcher_cases("offline_compare.py", [c.split() for c in cases])
+    for (argv, needles), (code, err, _) in zip(cases.items(), results):
+        assert_one_line_error(code, err, *needles)
+    r = launch("online_results.py", "--env=x", f"--runs=qvpo:{tmp_path}/none", f"--out={tmp_path}/o.json")
+    assert_one_line_error(r.returncode, r.stderr, "--runs", "summary.json")
