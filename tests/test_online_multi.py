@@ -148,7 +148,7 @@ def _dummy_agent(action_dim=1):
 
     explore = lambda st, obs, key: jax.random.uniform(key, (obs.shape[0], action_dim), minval=-1.0, maxval=1.0)  # noqa
     act = lambda st, obs, key: jnp.zeros((obs.shape[0], action_dim))  # noqa: E731
-    return OnlineAgent(init, explore, act, update, replay_rows=4)
+    return OnlineAgent("toy", None, 1, action_dim, init=init, update=update, act=act, explore=explore, batch_rows=4)
 
 
 def test_multi_resume_continues_each_run_like_a_single_resume(tmp_path):

@@ -56,7 +56,8 @@ def dummy_agent(obs_dim, action_dim, rows=4):
         m = 0.9 * st["m"] + 0.1 * jnp.mean(batch.reward) + 1e-3 * jax.random.normal(key, ())
         return {"n": st["n"] + 1, "m": m, "k": st["k"]}, {"loss": jnp.mean(batch.reward), "n": st["n"] + 1.0}
 
-    return OnlineAgent(init, explore, act, update, replay_rows=rows)
+    return OnlineAgent("dummy", None, obs_dim, action_dim, init=init, update=update, act=act, explore=explore,
+                       batch_rows=rows)
 
 
 def _cfg(**kw):

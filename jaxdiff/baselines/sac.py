@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxdiff import nets
-from jaxdiff.agent import OnlineAgent
+from jaxdiff.algorithm import Algorithm
 from jaxdiff.data.replay import Transition
 
 
@@ -80,7 +80,7 @@ class SACState:
     step: jax.Array
 
 
-def make_agent(config: SACConfig, obs_dim: int, action_dim: int) -> OnlineAgent:
+def make(config: SACConfig, obs_dim: int, action_dim: int) -> Algorithm:
     actor = TanhGaussianActor(action_dim, tuple(config.hidden))
     critic = nets.TwinQ(hidden=tuple(config.hidden))
     actor_tx, critic_tx, alpha_tx = (optax.adam(config.actor_lr), optax.adam(config.critic_lr),
@@ -149,4 +149,8 @@ def make_agent(config: SACConfig, obs_dim: int, action_dim: int) -> OnlineAgent:
         return new, {"critic_loss": c_loss, "actor_loss": a_loss, "q_mean": q_mean, "alpha": alpha,
                      "entropy": entropy}
 
-    return OnlineAgent(init=init, explore=explore, act=act, update=update, replay_rows=config.batch_size)
+    return Algorithm("sac", config, obs_dim, action_dim, init=init, update=update, act=act, explore=explore,
+                     batch_rows=config.batch_size)
+
+
+make_agent = make  # old name, kept until the drivers move to `make` (issue 10)

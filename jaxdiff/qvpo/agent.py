@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxdiff import nets
-from jaxdiff.agent import OnlineAgent
+from jaxdiff.algorithm import Algorithm
 from jaxdiff.data.replay import Transition
 from jaxdiff.diffusion import ddpm
 from jaxdiff.qvpo.config import QVPOConfig
@@ -201,8 +201,9 @@ class QVPO(NamedTuple):
     actor_loss: Callable  # (actor params, x0, obs_rows, row_weights, denominator, key) -> loss
 
     @property
-    def agent(self) -> OnlineAgent:
-        return OnlineAgent(self.init, self.explore, self.act, self.update, replay_rows=2 * self.config.batch_size)
+    def agent(self) -> Algorithm:
+        return Algorithm("qvpo", self.config, self.obs_dim, self.action_dim, init=self.init, update=self.update,
+                         act=self.act, explore=self.explore, batch_rows=2 * self.config.batch_size)
 
 
 def make(config: QVPOConfig, obs_dim: int, action_dim: int) -> QVPO:
@@ -342,8 +343,8 @@ def make(config: QVPOConfig, obs_dim: int, action_dim: int) -> QVPO:
                 actor_batch, actor_loss)
 
 
-def make_agent(config: QVPOConfig, obs_dim: int, action_dim: int) -> OnlineAgent:
-    """The OnlineAgent protocol view (init / explore / act / update, replay_rows = 2 x batch_size)."""
+def make_agent(config: QVPOConfig, obs_dim: int, action_dim: int) -> Algorithm:
+    """The Algorithm view (init / update / act / explore, batch_rows = 2 x batch_size)."""
     return make(config, obs_dim, action_dim).agent
 
 
