@@ -78,7 +78,7 @@ def analytic_update_flops(cfg: qvpo.QVPOConfig, obs_dim: int = OBS, act_dim: int
 
 def bench_update(nd: int, fast: bool) -> dict:
     cfg = qvpo.QVPOConfig(n_d=nd, fast_mish=fast)
-    q = qvpo.make(cfg, OBS, ACT)
+    q = qvpo.make_parts(cfg, OBS, ACT)
     st = q.init(jax.random.PRNGKey(0))
     b = _batch(2 * cfg.batch_size)
     up = jax.jit(q.update)
@@ -89,7 +89,7 @@ def bench_update(nd: int, fast: bool) -> dict:
 
 
 def bench_act() -> dict:
-    q = qvpo.make(qvpo.QVPOConfig(), OBS, ACT)
+    q = qvpo.make_parts(qvpo.QVPOConfig(), OBS, ACT)
     st = q.init(jax.random.PRNGKey(0))
     explore, act = jax.jit(q.explore), jax.jit(q.act)
     obs1 = np.zeros((1, OBS), np.float32)

@@ -74,7 +74,7 @@ def _qvpo_prepare(c: qvpo.QVPOConfig, run: online.OnlineConfig) -> qvpo.QVPOConf
 
 
 def _qvpo_samples(c: qvpo.QVPOConfig, obs_dim: int, action_dim: int):
-    bundle = qvpo.make(c, obs_dim, action_dim)
+    bundle = qvpo.make_parts(c, obs_dim, action_dim)
     return lambda st, obs, key: bundle.sample(st.actor, obs, key)
 
 

@@ -29,7 +29,7 @@ CFG = qvpo.QVPOConfig(batch_size=32, n_d=8, diffusion_steps=5, k_b=1, k_t=1, k_e
 
 def _train(cfg: qvpo.QVPOConfig, points: list[dict]):
     """All points (seed [+ entropy_alpha]) in one vmapped program; returns (loop states, 500 samples per run)."""
-    q = qvpo.make(cfg, 1, 2)
+    q = qvpo.make_parts(cfg, 1, 2)
     env = bandit.make_bandit()
     ls = online_multi.jax_init_runs(q.agent, env, points, TOTAL)
     flags, _ = online_multi.step_flags(0, TOTAL, WARMUP, 0, TOTAL)  # unbatched: real branches under vmap

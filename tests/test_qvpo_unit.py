@@ -102,7 +102,7 @@ def test_entropy_coef_matches_official_loop(offset):
 
 
 def test_first_update_uses_exactly_entropy_alpha_through_the_library():
-    q = qvpo.make(TINY, OBS, ACT)
+    q = qvpo.make_parts(TINY, OBS, ACT)
     st = q.init(jax.random.PRNGKey(0))
     _, m = q.update(st, _batch(jax.random.PRNGKey(1), 2 * TINY.batch_size), jax.random.PRNGKey(2))
     assert float(m["entropy_coef"]) == np.float32(TINY.entropy_alpha)
@@ -119,7 +119,7 @@ def _dense_leaves(params):
 def test_official_qvpo_init_is_the_default():
     assert qvpo.QVPOConfig().param_init == "qvpo"
     cfg = qvpo.QVPOConfig(actor_hidden=256, critic_hidden=(256, 256, 256))
-    st = qvpo.make(cfg, 11, 3).init(jax.random.PRNGKey(0))
+    st = qvpo.make_parts(cfg, 11, 3).init(jax.random.PRNGKey(0))
     for tree in (st.actor, st.critic):
         kernels, biases = _dense_leaves(tree)
         assert kernels and all(float(jnp.abs(b).max()) == 0.0 for b in biases)  # zero biases
@@ -143,7 +143,7 @@ def test_official_qvpo_init_is_the_default():
         return float(jnp.std(net.apply(p, x, t, s)))
     assert 0.005 < out_std("qvpo") < 0.015 and 0.02 < out_std("torch") < 0.06
     # the PyTorch default stays available
-    kernels, biases = _dense_leaves(qvpo.make(dataclasses.replace(cfg, param_init="torch"), 11, 3).init(
+    kernels, biases = _dense_leaves(qvpo.make_parts(dataclasses.replace(cfg, param_init="torch"), 11, 3).init(
         jax.random.PRNGKey(0)).actor)
     assert all(float(jnp.abs(b).max()) > 0 for b in biases)
     with pytest.raises(ValueError):
@@ -215,7 +215,7 @@ def test_fast_mish_and_broadcast_time_embedding_match_reference():
 # ---------------------------------------------------------------------------------------------- losses and update
 @pytest.fixture(scope="module")
 def tiny():
-    q = qvpo.make(TINY, OBS, ACT)
+    q = qvpo.make_parts(TINY, OBS, ACT)
     return q, q.init(jax.random.PRNGKey(0))
 
 
@@ -251,7 +251,7 @@ def test_unweighted_mode_is_official(tiny):
     """weight_transform='none' (official: no --weighted): weight 1, NO uniform rows, mean over the B policy rows."""
     _, st = tiny
     cfg = dataclasses.replace(TINY, weight_transform="none")
-    q = qvpo.make(cfg, OBS, ACT)
+    q = qvpo.make_parts(cfg, OBS, ACT)
     obs = jax.random.normal(jax.random.PRNGKey(1), (TINY.batch_size, OBS))
     x0, rows_obs, row_w, denom, _ = q.actor_batch(st, st.critic, obs, jax.random.PRNGKey(2))
     B = TINY.batch_size

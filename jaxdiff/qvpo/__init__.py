@@ -2,8 +2,8 @@
 
 Public API (pure functions; nothing jitted inside; vmap init/update over seed keys or hparams):
     config = QVPOConfig(...)
-    agent = make_agent(config, obs_dim, action_dim)      # OnlineAgent: init / explore / act / update, replay_rows
-    q = make(config, obs_dim, action_dim)                # full bundle: + sample, q_min, critic/actor losses
+    algo = make(config, obs_dim, action_dim)             # jaxdiff.algorithm.Algorithm: init / update / act / explore
+    q = make_parts(config, obs_dim, action_dim)          # full bundle: + sample, q_min, critic/actor losses
     state = q.init(key); state, metrics = q.update(state, batch, key); a = q.act(state, obs, key)
 """
 from jaxdiff.qvpo.agent import (
@@ -15,6 +15,7 @@ from jaxdiff.qvpo.agent import (
     entropy_coef,
     entropy_rows,
     make,
+    make_parts,
     make_agent,
     polyak,
     top_k_samples,
@@ -47,6 +48,7 @@ __all__ = [
     "entropy_rows",
     "load_policy",
     "make",
+    "make_parts",
     "make_agent",
     "polyak",
     "top_k_samples",

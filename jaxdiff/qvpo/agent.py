@@ -1,6 +1,6 @@
 """QVPO: diffusion policy trained with the Q-weighted variational loss plus a diffusion entropy term.
 
-Everything is a pure function of explicit state and explicit PRNG keys; nothing is jitted here. `make(config,
+Everything is a pure function of explicit state and explicit PRNG keys; nothing is jitted here. `make_parts(config,
 obs_dim, action_dim)` binds the static sizes and returns a `QVPO` bundle; `make_agent` returns the generic
 `OnlineAgent` view of it that `jaxdiff.train.online` runs. Actions are normalised to [-1, 1] throughout.
 
@@ -206,7 +206,8 @@ class QVPO(NamedTuple):
                          act=self.act, explore=self.explore, batch_rows=2 * self.config.batch_size)
 
 
-def make(config: QVPOConfig, obs_dim: int, action_dim: int) -> QVPO:
+def make_parts(config: QVPOConfig, obs_dim: int, action_dim: int) -> QVPO:
+    """Every QVPO piece with the sizes bound: the Algorithm verbs plus sample, q_min and the critic / actor losses."""
     c = config
     act_fn = nets.mish_fast if c.fast_mish else nets.mish
     actor_net = nets.MishMLPNoiseNet(action_dim, hidden=c.actor_hidden, n_hidden=c.actor_layers, activation=act_fn,
@@ -343,9 +344,12 @@ def make(config: QVPOConfig, obs_dim: int, action_dim: int) -> QVPO:
                 actor_batch, actor_loss)
 
 
-def make_agent(config: QVPOConfig, obs_dim: int, action_dim: int) -> Algorithm:
-    """The Algorithm view (init / update / act / explore, batch_rows = 2 x batch_size)."""
-    return make(config, obs_dim, action_dim).agent
+def make(config: QVPOConfig, obs_dim: int, action_dim: int) -> Algorithm:
+    """QVPO as an `Algorithm` (init / update / act / explore, batch_rows = 2 x batch_size)."""
+    return make_parts(config, obs_dim, action_dim).agent
+
+
+make_agent = make  # old name, kept until the drivers move to `make` (issue 10)
 
 
 def load_policy(workdir: str, step: int | None = None, *, run: int | None = None, seed: int | None = None,
@@ -362,7 +366,7 @@ def load_policy(workdir: str, step: int | None = None, *, run: int | None = None
 
     meta = online.load_checkpoint_meta(workdir, step)
     config = QVPOConfig.from_dict(meta["agent_config"])
-    bundle = make(config, int(meta["obs_dim"]), int(meta["action_dim"]))
+    bundle = make_parts(config, int(meta["obs_dim"]), int(meta["action_dim"]))
     state, _ = online.load_agent_state(workdir, bundle.agent, step, run=run, seed=seed, **where)
     act = jax.jit(lambda obs, key: bundle.act(state, obs, key))
     return act, state, bundle
