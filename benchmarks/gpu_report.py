@@ -260,8 +260,9 @@ def _fmt_time(s: float | None) -> str:
 class Report:
     """Runs cases under a wall-time budget, records each (ok / error / skipped) and writes JSON + markdown."""
 
-    def __init__(self, mode: str, budget_s: float, precision: str | None):
+    def __init__(self, mode: str, budget_s: float, precision: str | None, only: list[str] | None = None):
         dev = jax.devices()[0]
+        self.only = only
         self.t0 = time.perf_counter()
         self.budget_s = budget_s
         self.peaks = peaks_for(dev.device_kind, dev.platform)
@@ -272,6 +273,9 @@ class Report:
                      "reference_peak": self.peak_label, "budget_s": budget_s,
                      "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
         self.cases: list[dict] = []
+
+    def _selected(self, name: str) -> bool:
+        return not self.only or any(o in name for o in self.only)
 
     def _over(self) -> bool:
         return time.perf_counter() - self.t0 > self.budget_s
@@ -293,6 +297,8 @@ class Report:
              flops_per_update: float, calls: int, budget: float | None = None, to_host: bool = False,
              note: str = "") -> dict:
         """Compile and time one (fn, args) from `build`; a failure is recorded and the report goes on."""
+        if not self._selected(name):
+            return {}
         rec = {"name": name, "group": group, "status": "skipped", "note": note, "updates_per_call": updates_per_call,
                "flops_per_update": flops_per_update}
         if self._over():
@@ -315,6 +321,8 @@ class Report:
                     budget: float) -> dict:
         """The gymnasium online step: env.step (host) + pack/copy in + add and update/act dispatches + wait for the
         action, each timed per step; compile times of both jitted functions."""
+        if not self._selected(name):
+            return {}
         rec = {"name": name, "group": "online", "status": "skipped", "updates_per_call": 1.0,
                "flops_per_update": flops_per_step,
                "note": "per env step: env.step + replay add + update + act (one update per env step)"}
@@ -376,7 +384,7 @@ class Report:
         frac = f"{100 * r['frac_peak']:.1f}% of {self.peak_label}" if r.get("frac_peak") is not None else "peak n/a"
         extra = f" host share {100 * r['host_share']:.0f}%" if "host_share" in r else ""
         print(f"{r['name']:34s} compile {r['compile_s']:6.1f} s  {r['seconds_per_call'] * 1e3:9.3f} ms/call  "
-              f"{r['updates_per_s']:11.1f} /s  {r['flops_per_update'] / 1e9:9.4g} GFLOP  {r['tflops_per_s']:8.4f} "
+              f"{r['updates_per_s']:11.1f} /s  {r['flops_per_update'] / 1e9:9.4g} GFLOP  {r['tflops_per_s']:9.4g} "
               f"TFLOP/s ({frac})  paper budget {_fmt_time(r.get('projected_wall_s'))}{extra}", flush=True)
 
     def derived(self) -> dict:
@@ -419,6 +427,10 @@ def _num(x: float | None, fmt: str) -> str:
     return "n/a" if x is None or not np.isfinite(x) else format(x, fmt)
 
 
+def _x(r: float | None) -> str:
+    return "n/a (not run)" if r is None else f"{r:.2f}x"
+
+
 def markdown(rec: dict) -> str:
     """The report as a markdown table plus the derived ratios."""
     m = rec["meta"]
@@ -438,16 +450,16 @@ def markdown(rec: dict) -> str:
         lines.append(
             f"| {c['name']} | {c['status']} | {_num(c.get('compile_s'), '.1f')} | "
             f"{_num(c.get('seconds_per_call', float('nan')) * 1e3, '.3f')} | {_num(c.get('updates_per_s'), ',.1f')} | "
-            f"{_num(c['flops_per_update'] / 1e9, '.4g')} | {_num(c.get('tflops_per_s'), '.4f')} | "
+            f"{_num(c['flops_per_update'] / 1e9, '.4g')} | {_num(c.get('tflops_per_s'), '.4g')} | "
             f"{_num(None if frac is None else 100 * frac, '.1f')} | {_fmt_time(c.get('projected_wall_s'))} | "
             f"{note.replace('|', '/')} |")
     d = rec["derived"]
     sp = d["srpo_act_speedup_vs_dpm_solver"]
     sd = d["seeds_8_vs_1_time_per_chunk"]
-    lines += ["", f"- SRPO act vs DPM-Solver-15 (paper: > 25x): batch 1 x{_num(sp['batch_1'], '.1f')}, "
-                  f"batch 256 x{_num(sp['batch_256'], '.1f')}",
-              f"- 8 vmapped seeds / 1 seed, time per chunk: SRPO behavior {_num(sd['srpo_behavior'], '.2f')}x, "
-              f"QVPO update {_num(sd['qvpo_update'], '.2f')}x",
+    lines += ["", f"- SRPO act vs DPM-Solver-15, time per action (paper: > 25x): batch 1 {_x(sp['batch_1'])}, "
+                  f"batch 256 {_x(sp['batch_256'])}",
+              f"- 8 vmapped seeds / 1 seed, time per call (same updates per seed): SRPO behavior "
+              f"{_x(sd['srpo_behavior'])}, QVPO update {_x(sd['qvpo_update'])}",
               "- Projected paper budgets: " + (", ".join(f"{k} {_fmt_time(v)}" for k, v in
                                                       d["projected_paper_wall_s"].items()) or "n/a"),
               "", "FLOPs: " + rec["flops_counted"].replace("\n", " "), ""]
@@ -458,7 +470,8 @@ def run(args: argparse.Namespace) -> dict:
     """All cases, most important first (the budget guard skips from the end)."""
     mode = "smoke" if args.smoke else "full"
     z = SIZES[mode]
-    rep = Report(mode, args.budget_s if args.budget_s is not None else z["budget_s"], args.matmul_precision)
+    rep = Report(mode, args.budget_s if args.budget_s is not None else z["budget_s"], args.matmul_precision,
+                 [o for o in (args.only or "").split(",") if o])
     print(f"gpu_report ({mode}) on {rep.meta['hardware']}; peak: {rep.peak_label} "
           f"{rep.peak if rep.peak else 'n/a'} TFLOP/s", flush=True)
     scfg, qcfg = srpo_config(args.smoke), qvpo_config(args.smoke)
@@ -531,6 +544,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="stop starting cases after this many seconds (default: full 390, smoke 150)")
     ap.add_argument("--matmul_precision", default=None, choices=["default", "tensorfloat32", "float32", "bfloat16"],
                     help="jax_default_matmul_precision for float32 matmuls (default: JAX's: TF32 on Ampere+ GPUs)")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated substrings: run only the cases whose name contains one (e.g. a rerun)")
     args = ap.parse_args(argv)
     if args.matmul_precision not in (None, "default"):
         jax.config.update("jax_default_matmul_precision", args.matmul_precision)
