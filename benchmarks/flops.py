@@ -43,7 +43,8 @@ def srpo_behavior_forward(rows: float, obs_dim: int, action_dim: int, width: int
 
 
 def srpo_critic_forward(rows: float, obs_dim: int, action_dim: int, width: int, layers: int) -> tuple[float, float]:
-    """(twin Q forward, V forward) on `rows` states: Q is two MLPs (s + a -> width^layers -> 1), V one (s -> ... -> 1)."""
+    """(twin Q forward, V forward) on `rows` states: Q is two MLPs (s + a -> width^layers -> 1), V one
+    (s -> width^layers -> 1)."""
     hidden = (width,) * layers
     return 2.0 * mlp(rows, (obs_dim + action_dim, *hidden, 1)), mlp(rows, (obs_dim, *hidden, 1))
 

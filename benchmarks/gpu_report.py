@@ -405,8 +405,9 @@ class Report:
             if all(stages):
                 out["projected_paper_wall_s"][f"srpo_{shape}"] = sum(c["projected_wall_s"] for c in stages)
         if "qvpo_online_step_hopper" in ok:
-            out["projected_paper_wall_s"]["qvpo_hopper_1M_env_steps"] = ok["qvpo_online_step_hopper"]["projected_wall_s"]
-            out["online_host_share"] = ok["qvpo_online_step_hopper"]["host_share"]
+            step = ok["qvpo_online_step_hopper"]
+            out["projected_paper_wall_s"]["qvpo_hopper_1M_env_steps"] = step["projected_wall_s"]
+            out["online_host_share"] = step["host_share"]
         return out
 
     def write(self, json_path: str, md_path: str) -> dict:
@@ -458,7 +459,8 @@ def markdown(rec: dict) -> str:
     sd = d["seeds_8_vs_1_time_per_chunk"]
     lines += ["", f"- SRPO act vs DPM-Solver-15, time per action (paper: > 25x): batch 1 {_x(sp['batch_1'])}, "
                   f"batch 256 {_x(sp['batch_256'])}",
-              f"- 8 vmapped seeds / 1 seed, time per call (same updates per seed): SRPO behavior "
+              f"- 8 vmapped seeds / 1 seed (the plain chunk / update), time per call, same updates per seed: "
+              f"SRPO behavior "
               f"{_x(sd['srpo_behavior'])}, QVPO update {_x(sd['qvpo_update'])}",
               "- Projected paper budgets: " + (", ".join(f"{k} {_fmt_time(v)}" for k, v in
                                                       d["projected_paper_wall_s"].items()) or "n/a"),
@@ -472,8 +474,9 @@ def run(args: argparse.Namespace) -> dict:
     z = SIZES[mode]
     rep = Report(mode, args.budget_s if args.budget_s is not None else z["budget_s"], args.matmul_precision,
                  [o for o in (args.only or "").split(",") if o])
-    print(f"gpu_report ({mode}) on {rep.meta['hardware']}; peak: {rep.peak_label} "
-          f"{rep.peak if rep.peak else 'n/a'} TFLOP/s", flush=True)
+    print(f"gpu_report ({mode}) on {rep.meta['hardware']}; peak: "
+          + (f"{rep.peak_label} {rep.peak} TFLOP/s" if rep.peak else "n/a (device not in benchmarks/device_peaks.py)"),
+          flush=True)
     scfg, qcfg = srpo_config(args.smoke), qvpo_config(args.smoke)
     hop = SHAPES["hopper"]
     qs = qvpo_sizes(qcfg, hop)
@@ -511,7 +514,8 @@ def run(args: argparse.Namespace) -> dict:
         rep.case(f"srpo_act_b{n}", "acting", lambda obs=obs: srpo_act(srpo_setup("hopper")[0], obs),
                  updates_per_call=n, calls=z["act_calls"], to_host=True,
                  flops_per_update=F.srpo_policy_forward(1, hop[0], hop[1], scfg.policy_width, scfg.policy_layers),
-                 note="per action; includes the copy back to the host")
+                 note="per action, with the copy back to the host; act(state, obs) takes the whole policy state "
+                      "(frozen behavior model and critic included)")
         rep.case(f"dpm_solver15_b{n}", "acting", lambda obs=obs: dpm_solver_sample(srpo_setup("hopper")[0], obs),
                  updates_per_call=n, flops_per_update=F.dpm_solver(1, 15, s_hop), calls=z["act_calls"],
                  to_host=True, note="behavior model, DPM-Solver 15 steps, per action")
