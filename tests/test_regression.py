@@ -292,14 +292,16 @@ _SAC_TINY = ["--algo=sac", "--env=Pendulum-v1", "--total_steps=200", "--warmup_s
              "--progress=false"]
 _BANDIT_TINY = ["--total_steps=100", "--warmup_steps=50", "--eval_every=50", "--eval_episodes=5", "--log_every=50",
                 "--batch_size=8", "--n_d=4", "--progress=false"]
+# The CI part runs the 1-seed drivers (about 90 s of CPU with the unit cases); the 2-seed drivers and the toy default
+# run only with -m slow (together ~4-5 min of CPU).
 DRIVER_CASES = {  # name -> (script, args, reader, in the CI part; False: only with -m slow)
     "driver_srpo_1seed": ("srpo_offline.py", _SRPO_TINY, read_srpo, True),
-    "driver_srpo_2seeds": ("srpo_offline.py", [*_SRPO_TINY, "--num_seeds=2"], read_srpo, True),
+    "driver_srpo_2seeds": ("srpo_offline.py", [*_SRPO_TINY, "--num_seeds=2"], read_srpo, False),
     "driver_sac_gym_1seed": ("qvpo_online.py", _SAC_TINY, read_online_evals, True),
-    "driver_sac_gym_2seeds": ("qvpo_online.py", [*_SAC_TINY, "--num_seeds=2"], read_online_evals, True),
+    "driver_sac_gym_2seeds": ("qvpo_online.py", [*_SAC_TINY, "--num_seeds=2"], read_online_evals, False),
     "driver_qvpo_bandit_1seed": ("qvpo_online.py", [*_BANDIT_TINY, "--bandit_compare=false"], read_bandit_evals,
                                  True),
-    "driver_qvpo_bandit_2seeds": ("qvpo_online.py", [*_BANDIT_TINY, "--num_seeds=2"], read_bandit_evals, True),
+    "driver_qvpo_bandit_2seeds": ("qvpo_online.py", [*_BANDIT_TINY, "--num_seeds=2"], read_bandit_evals, False),
     # the SRPO toy default, no flags at all (minutes): run in an empty directory, outputs in runs/ under it
     "srpo_toy_default": ("srpo_offline.py", [], read_srpo, False),
 }
