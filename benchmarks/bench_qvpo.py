@@ -113,7 +113,7 @@ def bench_act() -> dict:
 
 def bench_train(nd: int, post_warmup_steps: int, log_every: int, buffer_size: int) -> dict:
     cfg = qvpo.QVPOConfig(n_d=nd, entropy_horizon=1e6, entropy_offset=256.0)
-    agent = qvpo.make_agent(cfg, OBS, ACT)
+    agent = qvpo.make(cfg, OBS, ACT)
     warm = 512  # >= 2 x batch rows; uniform actions, no updates
     run = online.OnlineConfig(total_steps=warm + post_warmup_steps, warmup_steps=warm, eval_every=10**9,
                               eval_episodes=1, log_every=log_every, checkpoint_every=0, buffer_size=buffer_size,

@@ -4,9 +4,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import optax
+
+from jaxdiff.algorithm import set_learning_rate
 from jaxdiff.baselines import sac, td3
 from jaxdiff.data.replay import Transition
-from jaxdiff.train import online
 
 
 def _batch(n=64, obs_dim=3, act_dim=1, seed=0):
@@ -29,7 +31,7 @@ def test_tanh_gaussian_log_prob_matches_change_of_variables():
 def test_update_jit_matches_nojit_and_vmaps_over_seeds(name):
     mod, cfg = (sac, sac.SACConfig(batch_size=64, hidden=(32, 32))) if name == "sac" else \
         (td3, td3.TD3Config(batch_size=64, hidden=(32, 32)))
-    agent = mod.make_agent(cfg, 3, 1)
+    agent = mod.make(cfg, 3, 1)
     state = agent.init(jax.random.PRNGKey(0))
     batch = _batch()
     s1, m1 = agent.update(state, batch, jax.random.PRNGKey(1))
@@ -45,7 +47,7 @@ def test_update_jit_matches_nojit_and_vmaps_over_seeds(name):
 
 
 def test_td3_actor_and_targets_move_only_every_policy_delay_steps():
-    agent = td3.make_agent(td3.TD3Config(batch_size=64, hidden=(32, 32), policy_delay=2), 3, 1)
+    agent = td3.make(td3.TD3Config(batch_size=64, hidden=(32, 32), policy_delay=2), 3, 1)
     s0 = agent.init(jax.random.PRNGKey(0))
     s1, m1 = agent.update(s0, _batch(), jax.random.PRNGKey(1))  # step 0: actor updates
     s2, m2 = agent.update(s1, _batch(seed=1), jax.random.PRNGKey(2))  # step 1: actor frozen
@@ -57,7 +59,7 @@ def test_td3_actor_and_targets_move_only_every_policy_delay_steps():
 
 
 def test_sac_temperature_falls_when_entropy_exceeds_target():
-    agent = sac.make_agent(sac.SACConfig(batch_size=64, hidden=(32, 32), alpha_lr=1e-2), 3, 1)
+    agent = sac.make(sac.SACConfig(batch_size=64, hidden=(32, 32), alpha_lr=1e-2), 3, 1)
     s = agent.init(jax.random.PRNGKey(0))
     for i in range(5):
         s, m = agent.update(s, _batch(seed=i), jax.random.PRNGKey(i))
@@ -65,9 +67,33 @@ def test_sac_temperature_falls_when_entropy_exceeds_target():
     assert float(jnp.exp(s.log_alpha)) < 1.0
 
 
+def test_injected_adam_is_bitwise_optax_adam():
+    """The learning rate now comes from hparams through inject_hyperparams; the steps must equal optax.adam(lr)'s
+    bit for bit (eager and jitted), including after the rate is overwritten with set_learning_rate."""
+    params = {"w": jax.random.normal(jax.random.PRNGKey(0), (7, 5)), "b": jnp.zeros(5)}
+    grads = [jax.tree.map(lambda p, i=i: jax.random.normal(jax.random.PRNGKey(i + 1), p.shape), params)
+             for i in range(3)]
+    for lr in (3e-4, 1e-2):
+        for wrap in (lambda f: f, jax.jit):
+            ref_tx, new_tx = optax.adam(lr), sac.adam(3e-4)
+            ref_step = wrap(lambda g, s, p: ref_tx.update(g, s, p))
+            new_step = wrap(lambda g, s, p, lr_: new_tx.update(g, set_learning_rate(s, lr_), p))
+            p_ref = p_new = params
+            s_ref, s_new = ref_tx.init(params), new_tx.init(params)
+            for g in grads:
+                u, s_ref = ref_step(g, s_ref, p_ref)
+                p_ref = optax.apply_updates(p_ref, u)
+                u, s_new = new_step(g, s_new, p_new, jnp.float32(lr))
+                p_new = optax.apply_updates(p_new, u)
+            for a, b in zip(jax.tree.leaves(p_ref), jax.tree.leaves(p_new)):
+                np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.slow
 def test_sac_learns_pendulum(tmp_path):
-    agent = sac.make_agent(sac.SACConfig(), 3, 1)
+    from jaxdiff.train import online  # the driver, imported only by this end-to-end test
+
+    agent = sac.make(sac.SACConfig(), 3, 1)
     cfg = online.OnlineConfig(seed=0, total_steps=5000, warmup_steps=1000, buffer_size=5000, eval_every=5000,
                               eval_episodes=5, log_every=1000, checkpoint_every=0, progress=False)
     summary = online.run_gym(agent, "Pendulum-v1", cfg, str(tmp_path / "sac"), overwrite=True)
