@@ -35,6 +35,7 @@ def _assert_close(a, b, **tol):
 
 @pytest.fixture(scope="module", params=list(CASES))
 def case(request):
+    """(Algorithm, names of the params fields its learning rates move) for each of QVPO, SAC, TD3."""
     mod, cfg, moved = CASES[request.param]
     return mod.make(cfg, OBS, ACT), moved
 
