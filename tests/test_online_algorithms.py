@@ -4,17 +4,20 @@ the hyperparameters (learning rates included) set as leaves with jaxdiff.train.h
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jaxdiff import qvpo
+from jaxdiff.algorithm import set_learning_rate
 from jaxdiff.baselines import sac, td3
 from jaxdiff.data.replay import Transition
 from jaxdiff.train import hparams as hparams_lib
 
 OBS, ACT = 3, 2
+QVPO_CFG = qvpo.QVPOConfig(batch_size=4, n_d=3, k_b=2, k_t=2, k_eval=2, diffusion_steps=2, actor_hidden=8,
+                           actor_layers=2, critic_hidden=(8, 8), n_uniform=2)
 CASES = {  # module, tiny config, the params fields a learning rate moves
-    "qvpo": (qvpo, qvpo.QVPOConfig(batch_size=4, n_d=3, k_b=2, k_t=2, k_eval=2, diffusion_steps=2, actor_hidden=8,
-                                   actor_layers=2, critic_hidden=(8, 8), n_uniform=2), ("actor", "critic")),
+    "qvpo": (qvpo, QVPO_CFG, ("actor", "critic")),
     "sac": (sac, sac.SACConfig(batch_size=8, hidden=(8, 8), alpha_lr=1e-2),
             ("actor_params", "critic_params", "log_alpha")),
     "td3": (td3, td3.TD3Config(batch_size=8, hidden=(8, 8)), ("actor_params", "critic_params")),
@@ -121,3 +124,55 @@ def test_learning_rates_are_read_from_hparams(case):
     for field in moved:
         assert any(not np.array_equal(a, b) for a, b in
                    zip(jax.tree.leaves(getattr(state, field)), jax.tree.leaves(getattr(moving, field))))
+
+
+# ---------------------------------------------- learning rates via inject_hyperparams: bit for bit the old forms
+def test_optimizer_is_bitwise_the_hand_applied_learning_rate():
+    """Learning rates moved from a hand-applied `-lr * u` after chain(clip, scale_by_adam) into
+    optax.inject_hyperparams (set from hparams by set_learning_rate): the params must come out bit for bit equal,
+    eager and jitted, also for a rate set after init."""
+    params = {"w": jax.random.normal(jax.random.PRNGKey(0), (6, 4)), "b": jnp.ones(4)}
+    grads = [jax.tree.map(lambda p, i=i: 3.0 * jax.random.normal(jax.random.PRNGKey(i + 1), p.shape), params)
+             for i in range(3)]  # norms above grad_clip, so the clip acts
+    old_tx = optax.chain(optax.clip_by_global_norm(QVPO_CFG.grad_clip), optax.scale_by_adam(eps=QVPO_CFG.adam_eps))
+    new_tx = qvpo.optimizer(QVPO_CFG, QVPO_CFG.actor_lr)
+
+    def old_step(g, s, p, lr):
+        u, s = old_tx.update(g, s, p)
+        return optax.apply_updates(p, jax.tree.map(lambda x: -lr * x, u)), s
+
+    def new_step(g, s, p, lr):
+        u, s = new_tx.update(g, set_learning_rate(s, lr), p)
+        return optax.apply_updates(p, u), s
+
+    for lr in (jnp.float32(QVPO_CFG.actor_lr), jnp.float32(3e-3)):
+        for wrap in (lambda f: f, jax.jit):
+            p_old = p_new = params
+            s_old, s_new = old_tx.init(params), new_tx.init(params)
+            for g in grads:
+                p_old, s_old = wrap(old_step)(g, s_old, p_old, lr)
+                p_new, s_new = wrap(new_step)(g, s_new, p_new, lr)
+            for a, b in zip(jax.tree.leaves(p_old), jax.tree.leaves(p_new)):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_injected_adam_is_bitwise_optax_adam():
+    """The learning rate now comes from hparams through inject_hyperparams; the steps must equal optax.adam(lr)'s
+    bit for bit (eager and jitted), including after the rate is overwritten with set_learning_rate."""
+    params = {"w": jax.random.normal(jax.random.PRNGKey(0), (7, 5)), "b": jnp.zeros(5)}
+    grads = [jax.tree.map(lambda p, i=i: jax.random.normal(jax.random.PRNGKey(i + 1), p.shape), params)
+             for i in range(3)]
+    for lr in (3e-4, 1e-2):
+        for wrap in (lambda f: f, jax.jit):
+            ref_tx, new_tx = optax.adam(lr), sac.adam(3e-4)
+            ref_step = wrap(lambda g, s, p: ref_tx.update(g, s, p))
+            new_step = wrap(lambda g, s, p, lr_: new_tx.update(g, set_learning_rate(s, lr_), p))
+            p_ref = p_new = params
+            s_ref, s_new = ref_tx.init(params), new_tx.init(params)
+            for g in grads:
+                u, s_ref = ref_step(g, s_ref, p_ref)
+                p_ref = optax.apply_updates(p_ref, u)
+                u, s_new = new_step(g, s_new, p_new, jnp.float32(lr))
+                p_new = optax.apply_updates(p_new, u)
+            for a, b in zip(jax.tree.leaves(p_ref), jax.tree.leaves(p_new)):
+                np.testing.assert_array_equal(a, b)
