@@ -77,6 +77,7 @@ def analytic_update_flops(cfg: qvpo.QVPOConfig, obs_dim: int = OBS, act_dim: int
 
 
 def bench_update(nd: int, fast: bool) -> dict:
+    """Seconds per jitted update (critic + actor) at Hopper sizes, with n_d = nd and the fast or reference Mish."""
     cfg = qvpo.QVPOConfig(n_d=nd, fast_mish=fast)
     q = qvpo.make_parts(cfg, OBS, ACT)
     st = q.init(jax.random.PRNGKey(0))
@@ -89,6 +90,7 @@ def bench_update(nd: int, fast: bool) -> dict:
 
 
 def bench_act() -> dict:
+    """Acting rates: one explore action (best of k_b, host round trip) and eval on 10 states (best of k_eval)."""
     q = qvpo.make_parts(qvpo.QVPOConfig(), OBS, ACT)
     st = q.init(jax.random.PRNGKey(0))
     explore, act = jax.jit(q.explore), jax.jit(q.act)
@@ -112,8 +114,9 @@ def bench_act() -> dict:
 
 
 def bench_train(nd: int, post_warmup_steps: int, log_every: int, buffer_size: int) -> dict:
+    """Env steps/s of full training on Hopper-v5 through the gymnasium driver, after warm-up."""
     cfg = qvpo.QVPOConfig(n_d=nd, entropy_horizon=1e6, entropy_offset=256.0)
-    agent = qvpo.make_agent(cfg, OBS, ACT)
+    agent = qvpo.make(cfg, OBS, ACT)
     warm = 512  # >= 2 x batch rows; uniform actions, no updates
     run = online.OnlineConfig(total_steps=warm + post_warmup_steps, warmup_steps=warm, eval_every=10**9,
                               eval_episodes=1, log_every=log_every, checkpoint_every=0, buffer_size=buffer_size,
@@ -139,6 +142,7 @@ def bench_train(nd: int, post_warmup_steps: int, log_every: int, buffer_size: in
 
 
 def main():
+    """Parse the flags, run the benchmarks, print and write the JSON record."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--nd", default="8,64", help="n_d values for the update benchmark")
     p.add_argument("--reference_path", type=lambda s: s.lower() != "false", default=True,

@@ -6,7 +6,6 @@ import pytest
 
 from jaxdiff.baselines import sac, td3
 from jaxdiff.data.replay import Transition
-from jaxdiff.train import online
 
 
 def _batch(n=64, obs_dim=3, act_dim=1, seed=0):
@@ -29,7 +28,7 @@ def test_tanh_gaussian_log_prob_matches_change_of_variables():
 def test_update_jit_matches_nojit_and_vmaps_over_seeds(name):
     mod, cfg = (sac, sac.SACConfig(batch_size=64, hidden=(32, 32))) if name == "sac" else \
         (td3, td3.TD3Config(batch_size=64, hidden=(32, 32)))
-    agent = mod.make_agent(cfg, 3, 1)
+    agent = mod.make(cfg, 3, 1)
     state = agent.init(jax.random.PRNGKey(0))
     batch = _batch()
     s1, m1 = agent.update(state, batch, jax.random.PRNGKey(1))
@@ -45,7 +44,7 @@ def test_update_jit_matches_nojit_and_vmaps_over_seeds(name):
 
 
 def test_td3_actor_and_targets_move_only_every_policy_delay_steps():
-    agent = td3.make_agent(td3.TD3Config(batch_size=64, hidden=(32, 32), policy_delay=2), 3, 1)
+    agent = td3.make(td3.TD3Config(batch_size=64, hidden=(32, 32), policy_delay=2), 3, 1)
     s0 = agent.init(jax.random.PRNGKey(0))
     s1, m1 = agent.update(s0, _batch(), jax.random.PRNGKey(1))  # step 0: actor updates
     s2, m2 = agent.update(s1, _batch(seed=1), jax.random.PRNGKey(2))  # step 1: actor frozen
@@ -57,7 +56,7 @@ def test_td3_actor_and_targets_move_only_every_policy_delay_steps():
 
 
 def test_sac_temperature_falls_when_entropy_exceeds_target():
-    agent = sac.make_agent(sac.SACConfig(batch_size=64, hidden=(32, 32), alpha_lr=1e-2), 3, 1)
+    agent = sac.make(sac.SACConfig(batch_size=64, hidden=(32, 32), alpha_lr=1e-2), 3, 1)
     s = agent.init(jax.random.PRNGKey(0))
     for i in range(5):
         s, m = agent.update(s, _batch(seed=i), jax.random.PRNGKey(i))
@@ -67,7 +66,9 @@ def test_sac_temperature_falls_when_entropy_exceeds_target():
 
 @pytest.mark.slow
 def test_sac_learns_pendulum(tmp_path):
-    agent = sac.make_agent(sac.SACConfig(), 3, 1)
+    from jaxdiff.train import online  # the driver, imported only by this end-to-end test
+
+    agent = sac.make(sac.SACConfig(), 3, 1)
     cfg = online.OnlineConfig(seed=0, total_steps=5000, warmup_steps=1000, buffer_size=5000, eval_every=5000,
                               eval_episodes=5, log_every=1000, checkpoint_every=0, progress=False)
     summary = online.run_gym(agent, "Pendulum-v1", cfg, str(tmp_path / "sac"), overwrite=True)

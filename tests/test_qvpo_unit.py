@@ -8,6 +8,7 @@ import pytest
 
 from jaxdiff import nets, qvpo
 from jaxdiff.data.replay import Transition
+from jaxdiff.train.hparams import set_hparams
 
 TINY = qvpo.QVPOConfig(batch_size=8, n_d=4, k_b=2, k_t=2, k_eval=3, diffusion_steps=3, actor_hidden=16,
                        actor_layers=2, critic_hidden=(16, 16), n_uniform=2)
@@ -299,13 +300,13 @@ def test_update_moves_params_and_targets(tiny, jit_update):
 
 
 def test_vmap_init_and_update_over_seeds_and_hparams(tiny, jit_update):
-    agent = qvpo.make_agent(TINY, OBS, ACT)
+    agent = qvpo.make(TINY, OBS, ACT)
     assert agent.replay_rows == 2 * TINY.batch_size
     keys = jax.random.split(jax.random.PRNGKey(8), 2)
     states = jax.vmap(agent.init)(keys)
     batches = jax.vmap(lambda k: _batch(k, agent.replay_rows))(keys)
     # a learning-rate sweep rides along as a vmapped leaf
-    states = states.replace(hparams=states.hparams.replace(actor_lr=jnp.array([1e-4, 1e-3], jnp.float32)))
+    states = set_hparams(states, {"actor_lr": [1e-4, 1e-3]})
     new, m = jax.jit(jax.vmap(agent.update))(states, batches, keys)
     assert m["critic_loss"].shape == (2,) and bool(jnp.all(jnp.isfinite(m["actor_loss"])))
     # each seed equals its own un-vmapped update
@@ -322,3 +323,5 @@ def test_vmap_init_and_update_over_seeds_and_hparams(tiny, jit_update):
 def test_config_roundtrip():
     c = dataclasses.replace(TINY, k_b=7)
     assert qvpo.QVPOConfig.from_dict(c.to_dict()) == c
+    assert qvpo.QVPOConfig.sweepable() == tuple(f.name for f in dataclasses.fields(qvpo.QVPOHParams))
+    assert {"actor_lr", "critic_lr", "gamma", "tau", "entropy_alpha"} <= set(qvpo.QVPOConfig.sweepable())

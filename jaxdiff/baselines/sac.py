@@ -3,6 +3,9 @@
 Defaults follow the common reference settings (jaxrl / CleanRL): twin Q 256-256 ReLU, tanh-Gaussian actor 256-256
 with log-std clipped to [-5, 2], Adam 3e-4 everywhere, gamma 0.99, Polyak 0.005, target entropy -|A|,
 initial temperature 1.0, batch 256.
+
+    algo = sac.make(SACConfig(), obs_dim, action_dim)   # jaxdiff.algorithm.Algorithm
+    SACConfig.sweepable()                               # actor_lr, critic_lr, alpha_lr, gamma, tau
 """
 from __future__ import annotations
 
@@ -15,20 +18,21 @@ import jax.numpy as jnp
 import optax
 
 from jaxdiff import nets
-from jaxdiff.algorithm import Algorithm
+from jaxdiff.algorithm import Algorithm, copy_tree, set_learning_rate
 from jaxdiff.data.replay import Transition
-
-
-def _copy(tree):
-    """Targets start as copies, not aliases: the runner donates the whole state, and XLA refuses to donate
-    one buffer twice."""
-    return jax.tree.map(jnp.copy, tree)
+from jaxdiff.train import hparams as hparams_lib
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 
 @dataclasses.dataclass(frozen=True)
 class SACConfig:
+    """SAC settings. batch_size, hidden, init_alpha and target_entropy are bound at make / init; the rest become
+    the float32 leaves of `SACState.hparams` (see `sweepable`).
+
+    target_entropy stays a Python constant of the update: as a traced leaf, XLA compiles the temperature step
+    differently and the jitted log_alpha moves by 1 ulp (measured), which would break the regression fixtures."""
+
     batch_size: int = 256
     hidden: tuple[int, ...] = (256, 256)
     actor_lr: float = 3e-4
@@ -39,11 +43,45 @@ class SACConfig:
     init_alpha: float = 1.0
     target_entropy: float | None = None  # None = -action_dim
 
+    def __post_init__(self):
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))  # a JSON list reads back equal
+
     def to_dict(self) -> dict:
+        """Plain-JSON view (the run directory's config record)."""
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SACConfig":
+        """Inverse of `to_dict`; unknown keys are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    @classmethod
+    def sweepable(cls) -> tuple[str, ...]:
+        """Names that can take one value per run in one vmapped process: the fields of `SACHParams`."""
+        return hparams_lib.field_names(SACHParams)
+
+
+@flax.struct.dataclass
+class SACHParams:
+    """SAC's numeric hyperparameters as float32 leaves; the update reads each one from here (the learning rates
+    through optax.inject_hyperparams)."""
+
+    actor_lr: jax.Array
+    critic_lr: jax.Array
+    alpha_lr: jax.Array
+    gamma: jax.Array
+    tau: jax.Array
+
+    @classmethod
+    def from_config(cls, c: SACConfig) -> "SACHParams":
+        """The config's values of these names, as float32 scalars."""
+        return hparams_lib.from_config(cls, c)
 
 
 class TanhGaussianActor(nn.Module):
+    """obs -> (mean, log_std) of the pre-tanh Gaussian; log_std clipped to [LOG_STD_MIN, LOG_STD_MAX]."""
+
     action_dim: int
     hidden: tuple[int, ...] = (256, 256)
 
@@ -69,6 +107,8 @@ def sample_tanh_gaussian(mean, log_std, key):
 
 @flax.struct.dataclass
 class SACState:
+    """One SAC run's arrays: networks, target critic, temperature, optimizer states, hparams, update count."""
+
     actor_params: dict
     critic_params: dict
     critic_target: dict
@@ -76,15 +116,21 @@ class SACState:
     actor_opt: optax.OptState
     critic_opt: optax.OptState
     alpha_opt: optax.OptState
-    hparams: dict  # gamma, tau: float32 leaves, so a sweep can vmap over them
+    hparams: SACHParams
     step: jax.Array
 
 
+def adam(learning_rate: float) -> optax.GradientTransformation:
+    """optax.adam(learning_rate) with only the learning rate injected (a leaf of the optimizer state, set from
+    hparams by `set_learning_rate`); b1, b2, eps stay Python floats, so the arithmetic is bit for bit adam's."""
+    return optax.inject_hyperparams(optax.adam, static_args=("b1", "b2", "eps", "eps_root"))(learning_rate)
+
+
 def make(config: SACConfig, obs_dim: int, action_dim: int) -> Algorithm:
+    """SAC as an `Algorithm`: explore samples the tanh-Gaussian, act is tanh(mean); batch_rows = batch_size."""
     actor = TanhGaussianActor(action_dim, tuple(config.hidden))
     critic = nets.TwinQ(hidden=tuple(config.hidden))
-    actor_tx, critic_tx, alpha_tx = (optax.adam(config.actor_lr), optax.adam(config.critic_lr),
-                                     optax.adam(config.alpha_lr))
+    actor_tx, critic_tx, alpha_tx = adam(config.actor_lr), adam(config.critic_lr), adam(config.alpha_lr)
     target_entropy = -float(action_dim) if config.target_entropy is None else config.target_entropy
 
     def init(key):
@@ -94,10 +140,10 @@ def make(config: SACConfig, obs_dim: int, action_dim: int) -> Algorithm:
         critic_params = critic.init(k_c, o, a)["params"]
         log_alpha = jnp.log(jnp.float32(config.init_alpha))
         return SACState(
-            actor_params=actor_params, critic_params=critic_params, critic_target=_copy(critic_params),
+            actor_params=actor_params, critic_params=critic_params, critic_target=copy_tree(critic_params),
             log_alpha=log_alpha, actor_opt=actor_tx.init(actor_params), critic_opt=critic_tx.init(critic_params),
             alpha_opt=alpha_tx.init(log_alpha),
-            hparams={"gamma": jnp.float32(config.gamma), "tau": jnp.float32(config.tau)},
+            hparams=SACHParams.from_config(config),
             step=jnp.zeros((), jnp.int32),
         )
 
@@ -112,7 +158,8 @@ def make(config: SACConfig, obs_dim: int, action_dim: int) -> Algorithm:
     def update(state, batch: Transition, key):
         k_next, k_pi = jax.random.split(key)
         alpha = jnp.exp(state.log_alpha)
-        gamma, tau = state.hparams["gamma"], state.hparams["tau"]
+        hp = state.hparams
+        gamma, tau = hp.gamma, hp.tau
 
         mean, log_std = actor.apply({"params": state.actor_params}, batch.next_obs)
         next_a, next_logp = sample_tanh_gaussian(mean, log_std, k_next)
@@ -124,7 +171,7 @@ def make(config: SACConfig, obs_dim: int, action_dim: int) -> Algorithm:
             return jnp.mean(jnp.sum((q - y[None]) ** 2, axis=0)), q.mean()
 
         (c_loss, q_mean), g = jax.value_and_grad(critic_loss, has_aux=True)(state.critic_params)
-        upd, critic_opt = critic_tx.update(g, state.critic_opt, state.critic_params)
+        upd, critic_opt = critic_tx.update(g, set_learning_rate(state.critic_opt, hp.critic_lr), state.critic_params)
         critic_params = optax.apply_updates(state.critic_params, upd)
 
         def actor_loss(p):
@@ -134,12 +181,12 @@ def make(config: SACConfig, obs_dim: int, action_dim: int) -> Algorithm:
             return jnp.mean(alpha * logp - q), logp
 
         (a_loss, logp), g = jax.value_and_grad(actor_loss, has_aux=True)(state.actor_params)
-        upd, actor_opt = actor_tx.update(g, state.actor_opt, state.actor_params)
+        upd, actor_opt = actor_tx.update(g, set_learning_rate(state.actor_opt, hp.actor_lr), state.actor_params)
         actor_params = optax.apply_updates(state.actor_params, upd)
 
         entropy = -jax.lax.stop_gradient(logp).mean()
         alpha_grad = jax.grad(lambda la: jnp.exp(la) * (entropy - target_entropy))(state.log_alpha)
-        upd, alpha_opt = alpha_tx.update(alpha_grad, state.alpha_opt, state.log_alpha)
+        upd, alpha_opt = alpha_tx.update(alpha_grad, set_learning_rate(state.alpha_opt, hp.alpha_lr), state.log_alpha)
         log_alpha = optax.apply_updates(state.log_alpha, upd)
 
         critic_target = optax.incremental_update(critic_params, state.critic_target, tau)
@@ -152,5 +199,3 @@ def make(config: SACConfig, obs_dim: int, action_dim: int) -> Algorithm:
     return Algorithm("sac", config, obs_dim, action_dim, init=init, update=update, act=act, explore=explore,
                      batch_rows=config.batch_size)
 
-
-make_agent = make  # old name, kept until the drivers move to `make` (issue 10)

@@ -1,7 +1,16 @@
-"""QVPO hyperparameters. Defaults are the official code's (`main.py --weighted --aug`, see spec/qvpo.md)."""
+"""QVPO hyperparameters. Defaults are the official code's (`main.py --weighted --aug`, see spec/qvpo.md).
+
+`QVPOConfig` holds everything; `QVPOHParams` is the part that lives in the state as float32 leaves (vmappable,
+settable with jaxdiff.train.hparams.set_hparams); `QVPOConfig.sweepable()` names it.
+"""
 from __future__ import annotations
 
 import dataclasses
+
+import flax.struct
+import jax
+
+from jaxdiff.train import hparams as hparams_lib
 
 WEIGHT_TRANSFORMS = ("qadv", "qcut", "none")
 INITS = ("qvpo", "torch")
@@ -9,6 +18,9 @@ INITS = ("qvpo", "torch")
 
 @dataclasses.dataclass(frozen=True)
 class QVPOConfig:
+    """Every QVPO setting. Sizes and choices are bound when the algorithm is made; the numeric hyperparameters
+    below them become the float32 leaves of `QVPOState.hparams` (see `sweepable`)."""
+
     # --- sizes (static: bound into the jitted functions) ---
     batch_size: int = 256  # critic batch; the actor gets a FRESH batch of the same size
     diffusion_steps: int = 20  # T
@@ -53,9 +65,40 @@ class QVPOConfig:
         object.__setattr__(self, "critic_hidden", tuple(int(h) for h in self.critic_hidden))
 
     def to_dict(self) -> dict:
+        """Plain-JSON view (the run directory's config record)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "QVPOConfig":
+        """Inverse of `to_dict`; unknown keys are ignored (older or newer run records)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+    @classmethod
+    def sweepable(cls) -> tuple[str, ...]:
+        """Names that can take one value per run in one vmapped process: the fields of `QVPOHParams`."""
+        return hparams_lib.field_names(QVPOHParams)
+
+
+@flax.struct.dataclass
+class QVPOHParams:
+    """Numeric hyperparameters as float32 leaves of the state, so a sweep is a vmap over them (like seeds).
+
+    The update reads every one from here: actor_lr / critic_lr are copied into the optimizer states
+    (optax.inject_hyperparams) before each step, the rest are used directly.
+    """
+
+    actor_lr: jax.Array
+    critic_lr: jax.Array
+    gamma: jax.Array
+    tau: jax.Array
+    cut: jax.Array
+    entropy_alpha: jax.Array
+    entropy_min: jax.Array
+    entropy_horizon: jax.Array
+    entropy_offset: jax.Array
+
+    @classmethod
+    def from_config(cls, c: QVPOConfig) -> "QVPOHParams":
+        """The config's values of these names, as float32 scalars."""
+        return hparams_lib.from_config(cls, c)

@@ -1,10 +1,19 @@
-"""Swept hyperparameters: the numeric leaves an agent keeps in `state.hparams`, read and written by name.
+"""Hyperparameters held in a state: the one container type and the one way to read and set them.
 
-Every jaxdiff agent keeps the numbers people sweep (QVPO: actor_lr, critic_lr, entropy_alpha, ...; SAC: gamma,
-tau; TD3: gamma, tau, noise scales) as float32 leaves of `state.hparams` (a flax struct dataclass or a dict), and
-its update reads them from there. So a sweep needs no new code path: `vmap(init)` over seed keys, then overwrite
-those leaves with one value per run. Sizes (n_d, T, batch, hidden widths) are bound into the jitted functions when
-the agent is made and cannot vary inside one vmapped run; `check_sweepable` says so by name.
+Every jaxdiff algorithm keeps the numbers people sweep (learning rates, gamma, tau, noise scales, entropy weights)
+as float32 leaves of `state.hparams`, a `flax.struct.dataclass` whose fields are those names (QVPOHParams,
+SACHParams, TD3HParams), and its update reads them from there; learning rates are copied into the optimizer state
+(`jaxdiff.algorithm.set_learning_rate`) before each step. So a sweep needs no new code path: `vmap(init)` over
+seed keys, then `set_hparams` with one value per run. Sizes (n_d, T, batch, hidden widths) are bound into the
+functions when the algorithm is made and cannot vary inside one vmapped run; `check_sweepable` says so by name.
+
+    state = algo.init(key)
+    state = set_hparams(state, {"actor_lr": 1e-3})                  # one run
+    states = set_hparams(jax.vmap(algo.init)(keys), {"tau": [0.005, 0.05]})   # stacked runs, one value each
+    get_hparams(states)["tau"]                                      # (2,)
+    algo.config.sweepable()                                         # the names, asked of the config class
+
+This module imports nothing but jax and the standard library, so algorithm modules may use it.
 """
 from __future__ import annotations
 
@@ -14,14 +23,25 @@ from typing import Any, Mapping
 import jax.numpy as jnp
 
 
+def field_names(container: Any) -> tuple[str, ...]:
+    """Names of an hparams container class or instance (a flax struct dataclass), in field order."""
+    if not dataclasses.is_dataclass(container):
+        raise TypeError(f"hparams must be a flax.struct.dataclass, got {type(container).__name__}")
+    return tuple(f.name for f in dataclasses.fields(container))
+
+
+def from_config(cls: type, config: Any, **values: float) -> Any:
+    """An hparams container of class `cls` with float32 scalar leaves: values[name] where given, else the
+    config's attribute of the same name (for values the config does not hold as a plain number, e.g. SAC's
+    target_entropy = -action_dim when the config says None)."""
+    return cls(**{n: jnp.asarray(values[n] if n in values else getattr(config, n), jnp.float32)
+                  for n in field_names(cls)})
+
+
 def hparam_names(agent_state: Any) -> list[str]:
-    """Names of the leaves in agent_state.hparams ([] if the agent keeps none)."""
+    """Names of the leaves in agent_state.hparams ([] if the state keeps none, e.g. a toy test agent)."""
     hp = getattr(agent_state, "hparams", None)
-    if isinstance(hp, Mapping):
-        return list(hp)
-    if dataclasses.is_dataclass(hp):
-        return [f.name for f in dataclasses.fields(hp)]
-    return []
+    return [] if hp is None else list(field_names(hp))
 
 
 def check_sweepable(agent_state: Any, names: list[str], what: str = "this agent") -> None:
@@ -36,19 +56,22 @@ def check_sweepable(agent_state: Any, names: list[str], what: str = "this agent"
 
 
 def set_hparams(agent_state: Any, values: Mapping[str, Any]) -> Any:
-    """A copy of agent_state with hparams[name] = value for each item; works on one state or on stacked runs
-    (a value of shape (runs,) per name), keeping each leaf's dtype and shape."""
+    """A copy of agent_state with hparams.<name> = value for each item; works on one state or on stacked runs
+    (a value of shape (runs,) per name, or a scalar broadcast to every run), keeping each leaf's dtype and shape.
+    Unknown names raise the ValueError of `check_sweepable`."""
     if not values:
         return agent_state
     check_sweepable(agent_state, list(values))
     hp = agent_state.hparams
-    old = hp if isinstance(hp, Mapping) else {n: getattr(hp, n) for n in values}
-    new = {n: jnp.broadcast_to(jnp.asarray(v, jnp.asarray(old[n]).dtype), jnp.shape(old[n])) for n, v in values.items()}
-    hp = {**hp, **new} if isinstance(hp, Mapping) else hp.replace(**new)
-    return agent_state.replace(hparams=hp)
+    new = {}
+    for n, v in values.items():
+        old = getattr(hp, n)
+        # jnp.array copies: the state must not share a buffer with the caller's value (donation would delete it)
+        new[n] = jnp.broadcast_to(jnp.array(v, old.dtype), old.shape)
+    return agent_state.replace(hparams=hp.replace(**new))
 
 
 def get_hparams(agent_state: Any) -> dict:
-    """{name: leaf} of agent_state.hparams."""
-    hp = agent_state.hparams
-    return dict(hp) if isinstance(hp, Mapping) else {n: getattr(hp, n) for n in hparam_names(agent_state)}
+    """{name: leaf} of agent_state.hparams (arrays of shape (runs,) for stacked states; {} if it keeps none)."""
+    hp = getattr(agent_state, "hparams", None)
+    return {} if hp is None else {n: getattr(hp, n) for n in field_names(hp)}
