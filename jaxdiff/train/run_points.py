@@ -112,8 +112,9 @@ class Placement:
         return jax.jit(fn, **kwargs) if self.alone else jax.jit(fn, out_shardings=self.sharding, **kwargs)
 
     def host(self, x: jax.Array) -> np.ndarray:
-        """A per-run array of the training form as numpy (n, ...) on this host."""
-        return to_host(self.stack(x))
+        """A per-run array of the training form as numpy (n, ...) on this host (one run: no device op, the
+        axis is added on the host; this runs every env step for the actions)."""
+        return np.asarray(x)[None] if self.alone else to_host(self.stack(x))
 
     def layout(self, points: list[dict]) -> dict:
         """summary.json's description of the runs and devices."""
