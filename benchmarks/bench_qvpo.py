@@ -137,7 +137,7 @@ def bench_train(nd: int, post_warmup_steps: int, log_every: int, buffer_size: in
         "post_warmup_steps": post_warmup_steps,
         "wall_s_incl_compile_and_final_eval": wall,
         "finite_metrics": all(np.isfinite(v) for r in recs for k, v in r.items() if k.startswith("agent/")),
-        "final_eval_return": s.get("final_eval_return"),
+        "final_eval_return": s["runs"][0].get("final_eval_return"),
     }
 
 

@@ -14,11 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 from functools import partial
 from jaxdiff.baselines import sac
-from jaxdiff.train import online
-from jaxdiff.data import replay as replay_lib
+from jaxdiff.train import online_state as online
 print(f"hardware: {hardware()}")
 O, A = 17, 6
-agent = sac.make_agent(sac.SACConfig(), O, A)
+agent = sac.make(sac.SACConfig(), O, A)
 
 
 def make_rs():
@@ -27,18 +26,10 @@ def make_rs():
 
 
 packed = jnp.asarray(np.random.randn(2*O+A+2+O).astype(np.float32))
-fused = jax.jit(partial(online.host_step, agent, obs_dim=O, action_dim=A, do_update=True, do_act=True), donate_argnums=0)
-
-def add_only(rs, packed):
-    tr, _ = online.unpack(packed, O, A)
-    return rs.replace(replay=replay_lib.add(rs.replay, tr))
-def rest(rs, packed):
-    _, obs_next = online.unpack(packed, O, A)
-    key, k_upd, k_act = jax.random.split(rs.key, 3)
-    rs = rs.replace(key=key, env_step=rs.env_step + 1)
-    rs = online.update_step(agent, rs, k_upd)
-    return rs, agent.explore(rs.agent, obs_next[None], k_act)[0]
-add_j = jax.jit(add_only, donate_argnums=0); rest_j = jax.jit(rest, donate_argnums=0)
+add_only = partial(online.add_step, obs_dim=O, action_dim=A)
+rest = partial(online.host_step, agent, obs_dim=O, action_dim=A, do_update=True, do_act=True)
+fused = jax.jit(lambda rs, p: rest(add_only(rs, p), p), donate_argnums=0)  # what the drivers do NOT do
+add_j = jax.jit(add_only, donate_argnums=0); rest_j = jax.jit(rest, donate_argnums=0)  # run_gym's two dispatches
 for name, step in [("fused", lambda rs: fused(rs, packed)), ("split", lambda rs: rest_j(add_j(rs, packed), packed))]:
     rs = make_rs()
     for i in range(3): rs, a = step(rs); a.block_until_ready()

@@ -1,4 +1,4 @@
-r"""Seeds in one vmapped process vs seeds one after another, for the online runner (jaxdiff.train.online_multi).
+r"""Seeds in one vmapped process vs seeds one after another, for the online runner (jaxdiff.train.online: run_jax / run_gym with a list of run points).
 
   python benchmarks/bench_seeds_online.py                      # bandit (QVPO) + Hopper-v5 (SAC), N = 1, 4, 8
   python benchmarks/bench_seeds_online.py --ns=1,4,8,16 --skip_gym
@@ -44,7 +44,7 @@ from common import hardware  # noqa: E402
 from jaxdiff import qvpo  # noqa: E402
 from jaxdiff.baselines import sac, td3  # noqa: E402
 from jaxdiff.envs import bandit  # noqa: E402
-from jaxdiff.train import online, online_multi, sweep  # noqa: E402
+from jaxdiff.train import online, sweep  # noqa: E402
 
 # experiments/qvpo_online.py PRESETS["bandit"] (kept in step by hand: the launcher defines absl flags on import)
 BANDIT_QVPO = dict(batch_size=64, n_d=16, diffusion_steps=10, k_t=1, k_eval=8, actor_hidden=64,
@@ -156,7 +156,7 @@ def bandit_task(a) -> tuple:
     env = bandit.make_bandit()
     w, total = a.bandit_warmup, a.bandit_warmup + a.bandit_steps
     cfg = qvpo.QVPOConfig(**BANDIT_QVPO, entropy_horizon=float(total), entropy_offset=float(w))
-    agent = qvpo.make_agent(cfg, env.obs_dim, env.action_dim)
+    agent = qvpo.make(cfg, env.obs_dim, env.action_dim)
     log = a.bandit_steps // 8
     run = online.OnlineConfig(total_steps=total, warmup_steps=w, eval_every=total, eval_episodes=10, log_every=log,
                               checkpoint_every=0, buffer_size=total, progress=False)
@@ -168,7 +168,7 @@ def bandit_task(a) -> tuple:
         online.run_jax(agent, env, dataclasses.replace(run, seed=seed), wd, env_name="bandit")
 
     def multi(wd, points):
-        online_multi.run_jax_multi(agent, env, run, wd, points, env_name="bandit")
+        online.run_jax(agent, env, run, wd, points, env_name="bandit")
 
     return single, multi, w, total, agent
 
@@ -180,9 +180,9 @@ def gym_task(a) -> tuple:
     obs_dim, action_dim = int(np.prod(probe.observation_space.shape)), int(np.prod(probe.action_space.shape))
     probe.close()
     if a.gym_algo == "qvpo":
-        agent = qvpo.make_agent(qvpo.QVPOConfig(n_d=a.gym_nd), obs_dim, action_dim)
+        agent = qvpo.make(qvpo.QVPOConfig(n_d=a.gym_nd), obs_dim, action_dim)
     else:
-        agent = (sac if a.gym_algo == "sac" else td3).make_agent(
+        agent = (sac if a.gym_algo == "sac" else td3).make(
             (sac.SACConfig if a.gym_algo == "sac" else td3.TD3Config)(), obs_dim, action_dim)
     w, total = a.gym_warmup, a.gym_warmup + a.gym_steps
     run = online.OnlineConfig(total_steps=total, warmup_steps=w, eval_every=total, eval_episodes=1,
@@ -195,7 +195,7 @@ def gym_task(a) -> tuple:
         online.run_gym(agent, a.gym_env, dataclasses.replace(run, seed=seed), wd)
 
     def multi(wd, points):
-        online_multi.run_gym_multi(agent, a.gym_env, run, wd, points)
+        online.run_gym(agent, a.gym_env, run, wd, points)
 
     return single, multi, w, total, (agent, obs_dim, action_dim)
 

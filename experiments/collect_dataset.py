@@ -54,10 +54,11 @@ EVALS_FILE = "evals.json"
 REPLAY_FILE = "replay.npz"
 
 
-def make_agent(algo: str, obs_dim: int, action_dim: int):
+def make_algo(algo: str, obs_dim: int, action_dim: int):
+    """The data-collecting Algorithm (SAC or TD3, default config)."""
     if algo == "sac":
-        return sac.make_agent(sac.SACConfig(), obs_dim, action_dim)
-    return td3.make_agent(td3.TD3Config(), obs_dim, action_dim)
+        return sac.make(sac.SACConfig(), obs_dim, action_dim)
+    return td3.make(td3.TD3Config(), obs_dim, action_dim)
 
 
 def train_agent(agent, workdir: str) -> None:
@@ -65,13 +66,13 @@ def train_agent(agent, workdir: str) -> None:
     snaps = Checkpointer(os.path.join(workdir, "snapshots"), max_to_keep=None)
     evals = []
 
-    def on_eval(step: int, record: dict, rs) -> None:
-        snaps.save(step, rs.agent)
-        evals.append({"step": step, "return": record["eval/return_mean"]})
+    def on_eval(step: int, records: list[dict], rs) -> None:  # one run: records[0], run 0 of the stacked state
+        snaps.save(step, jax.tree.map(lambda x: x[0], rs.agent))
+        evals.append({"step": step, "return": records[0]["eval/return_mean"]})
         if step >= _TRAIN_STEPS.value:
             r = jax.device_get(rs.replay)
-            n = int(r.size)
-            np.savez(os.path.join(workdir, REPLAY_FILE), **{k: np.asarray(getattr(r.data, k))[:n]
+            n = int(r.size[0])
+            np.savez(os.path.join(workdir, REPLAY_FILE), **{k: np.asarray(getattr(r.data, k))[0, :n]
                                                            for k in ("obs", "action", "reward", "next_obs", "done")})
 
     cfg = online.OnlineConfig(seed=_SEED.value, total_steps=_TRAIN_STEPS.value, warmup_steps=_WARMUP.value,
@@ -109,7 +110,7 @@ def main(argv):
     env.close()
     workdir = _AGENT_WORKDIR.value or os.path.join(
         "runs", f"collect_{_ENV.value}_{_ALGO.value}_seed{_SEED.value}")
-    agent = make_agent(_ALGO.value, obs_dim, action_dim)
+    agent = make_algo(_ALGO.value, obs_dim, action_dim)
     q = _QUALITY.value
     evals_path = os.path.join(workdir, EVALS_FILE)
     # Reference scores: the uniform policy's and the expert snapshot's mean returns over eval_episodes episodes.

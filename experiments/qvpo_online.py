@@ -1,4 +1,4 @@
-r"""Online RL launcher: QVPO (and, by one registry entry each, other OnlineAgents) on gymnasium MuJoCo or the bandit.
+r"""Online RL launcher: QVPO (and, by one registry entry each, other Algorithms) on gymnasium MuJoCo or the bandit.
 
   python experiments/qvpo_online.py                      # --env=bandit: the paper's Fig. 2 toy, 1-3 min on a 2-core CPU
   python experiments/qvpo_online.py --env=Hopper-v5      # the paper's protocol: 1M steps, 10k warm-up, eval every 10k
@@ -14,24 +14,25 @@ per algorithm and whether it can be swept. Outputs in --workdir (default
 runs/<algo>_<env>_<seed>): metrics.jsonl, summary.json, curves.png, checkpoints/, and for the bandit
 bandit_samples.png (policy samples over training, with and without the entropy term).
 
-Many runs in one process (jaxdiff.train.online_multi): --num_seeds=N trains seeds --seed .. --seed+N-1 together,
+Many runs in one process (the same driver, jaxdiff.train.online): --num_seeds=N trains seeds --seed .. --seed+N-1 together,
 the states stacked and every step vmapped (and sharded over all visible devices). A numeric hyperparameter that
 the agent keeps in its state (QVPO: actor_lr critic_lr gamma tau cut entropy_alpha entropy_min ...; SAC: gamma tau;
 TD3: gamma tau policy_noise noise_clip exploration_noise) takes a comma-separated list and is swept in the same run,
 crossed with the seeds; a list for a size (n_d, batch_size, ...) is refused. Outputs then hold all runs:
 metrics.jsonl records carry "run", curves.png shows mean +- std per sweep point, summary.json has per-run scores
 and aggregates (mean, std, IQM, 95% bootstrap CI) per sweep point, checkpoints/ is one stacked checkpoint
-(`qvpo.load_policy(workdir, seed=s[, entropy_alpha=...])` or `run=k` restores one run). --num_seeds=1 without a
-list is the single-run path, unchanged. On the bandit, the with/without-entropy comparison becomes a sweep point.
+(`qvpo.load_policy(workdir, seed=s[, entropy_alpha=...])` or `run=k` restores one run). One run has the same
+layout (one "run" 0). On the bandit with one seed the with/without-entropy comparison is a second run in
+<workdir>/no_entropy; with many runs it becomes a sweep point.
 
-Adding an algorithm: one `ALGOS` entry (config dataclass + make_agent [+ prepare, samples]).
+Algorithms, flag help and env presets live in jaxdiff/train/online_algos.py (adding an algorithm: one `ALGOS`
+entry).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 import sys
-from typing import Any, Callable, NamedTuple
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -40,106 +41,10 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
-from jaxdiff import qvpo  # noqa: E402
-from jaxdiff.baselines import sac, td3  # noqa: E402
 from jaxdiff.train import logging as logging_lib  # noqa: E402
-from jaxdiff.train import cli, multirun, online, online_multi, sweep  # noqa: E402
+from jaxdiff.train import cli, multirun, online, run_points, sweep  # noqa: E402
+from jaxdiff.train.online_algos import ALGOS, CONFIG_HELP, PRESETS, Algo  # noqa: E402,F401
 
-
-# ----------------------------------------------------------------------------------------------------------------
-# Registries
-# ----------------------------------------------------------------------------------------------------------------
-
-
-class Algo(NamedTuple):
-    config_cls: type  # frozen dataclass of hyperparameters, with official defaults
-    make_agent: Callable[[Any, int, int], Any]  # (config, obs_dim, action_dim) -> OnlineAgent
-    # config fields the agent keeps in state.hparams: a comma-separated list sweeps them (checked by a test)
-    sweepable: tuple[str, ...]
-    # (config, run_cfg) -> config: fill fields that depend on the run (e.g. schedules over total_steps)
-    prepare: Callable[[Any, online.OnlineConfig], Any] = lambda c, r: c
-    # (config, obs_dim, action_dim) -> fn(agent_state, obs (n, obs_dim), key) -> actions: raw policy samples for
-    # the bandit figure; None = the agent's explore()
-    samples: Callable | None = None
-
-
-def _qvpo_prepare(c: qvpo.QVPOConfig, run: online.OnlineConfig) -> qvpo.QVPOConfig:
-    # omega_ent decays over the run's env steps, starting at the first update (official: steps / num_steps)
-    updates = {}
-    if FLAGS.entropy_horizon is None:
-        updates["entropy_horizon"] = float(run.total_steps)
-    if FLAGS.entropy_offset is None:
-        updates["entropy_offset"] = float(run.warmup_steps)
-    return dataclasses.replace(c, **updates)
-
-
-def _qvpo_samples(c: qvpo.QVPOConfig, obs_dim: int, action_dim: int):
-    bundle = qvpo.make_parts(c, obs_dim, action_dim)
-    return lambda st, obs, key: bundle.sample(st.actor, obs, key)
-
-
-ALGOS: dict[str, Algo] = {
-    "qvpo": Algo(qvpo.QVPOConfig, qvpo.make_agent, tuple(f.name for f in dataclasses.fields(qvpo.QVPOHParams)),
-                 _qvpo_prepare, _qvpo_samples),
-    "sac": Algo(sac.SACConfig, sac.make_agent, ("gamma", "tau")),
-    "td3": Algo(td3.TD3Config, td3.make_agent, ("gamma", "tau", "policy_noise", "noise_clip", "exploration_noise")),
-}
-
-# What every algorithm flag means (--help). A config field missing here fails tests/test_failures.py.
-CONFIG_HELP: dict[str, str] = {
-    "batch_size": "Replay rows per update (QVPO: critic batch; the actor gets a fresh batch of the same size).",
-    "diffusion_steps": "QVPO: denoising steps T of the diffusion policy.",
-    "beta_schedule": "QVPO: DDPM noise schedule (cosine | linear | vp).",
-    "n_d": "QVPO: policy samples per state scored by Q for the actor target.",
-    "chosen": "QVPO: best samples of the n_d kept per state (1 <= chosen <= n_d).",
-    "k_b": "QVPO: exploration action = best of k_b policy samples by the online critic.",
-    "k_t": "QVPO: critic-target action = best of k_t target-policy samples by the target critic.",
-    "k_eval": "QVPO: evaluation action = best of k_eval samples by the online critic.",
-    "n_uniform": "QVPO: uniform actions per kept sample for the entropy term (0 = none).",
-    "weight_transform": "QVPO: sample weight, qadv = max(Q - V, 0), qcut = max(Q, cut), none = 1.",
-    "actor_hidden": "QVPO: width of the diffusion policy's hidden layers.",
-    "actor_layers": "QVPO: hidden layers of the diffusion policy.",
-    "critic_hidden": "Critic hidden widths, comma-separated (e.g. 256,256,256).",
-    "hidden": "SAC / TD3: actor and critic hidden widths, comma-separated (e.g. 256,256).",
-    "grad_clip": "QVPO: global-norm gradient clip before Adam (both networks).",
-    "adam_eps": "QVPO: Adam epsilon.",
-    "fast_mish": "QVPO: Mish with one exp instead of three (same function to ~1e-7, faster).",
-    "param_init": "QVPO: weight init, qvpo = the official code's N(0, (1/(2 sqrt(fan_in)))^2) and zero biases, "
-                  "torch = U(+-1/sqrt(fan_in)).",
-    "actor_lr": "Actor (policy) Adam learning rate.",
-    "critic_lr": "Critic Adam learning rate.",
-    "alpha_lr": "SAC: learning rate of the entropy temperature.",
-    "gamma": "Discount factor.",
-    "tau": "Polyak rate of the target networks.",
-    "cut": "QVPO: floor c of the qcut weight transform.",
-    "entropy_alpha": "QVPO: entropy-term weight at the first update (0 switches the term off).",
-    "entropy_min": "QVPO: floor of the entropy weight's linear decay.",
-    "entropy_horizon": "QVPO: env steps over which the entropy weight decays (default: --total_steps).",
-    "entropy_offset": "QVPO: env step of the first update (default: --warmup_steps).",
-    "init_alpha": "SAC: initial entropy temperature.",
-    "target_entropy": "SAC: target policy entropy (default -action_dim).",
-    "policy_delay": "TD3: critic updates per actor update.",
-    "policy_noise": "TD3: std of the target-policy smoothing noise.",
-    "noise_clip": "TD3: clip of the target-policy smoothing noise.",
-    "exploration_noise": "TD3: std of the Gaussian exploration noise.",
-}
-
-# Per-env defaults for runner flags and per-algo config fields (flags given on the command line win).
-PRESETS: dict[str, dict] = {
-    "bandit": {
-        # the Fig. 2 setting (jaxdiff/envs/bandit.py, BUILD_NOTES "Bandit (Fig. 2)", results/qvpo_bandit.json):
-        # 100 uniform warm-up steps, 500 updates
-        "run": dict(total_steps=600, warmup_steps=100, eval_every=100, eval_episodes=100, log_every=100,
-                    checkpoint_every=600, buffer_size=600),
-        # small and fast on CPU; the bandit is terminal every step, so k_t only costs time (k_t = 1). Departures
-        # from the paper that the effect needs in 500 updates (measured, BUILD_NOTES): actor_lr 1e-3 (at 1e-4 the
-        # entropy-regularised policy does not reach the best peak either), entropy_alpha 0.3 (0.02: 0 of 4 seeds
-        # escape, 0.1: 1 of 4; with rewards ~1 the uniform rows need the larger weight) and k_b 1 (behaviour = one
-        # raw policy sample; with the paper's k_b 4 the entropy-regularised policy escapes on 5 of 8 seeds only)
-        "qvpo": dict(batch_size=32, n_d=8, diffusion_steps=5, k_b=1, k_t=1, k_eval=8, actor_hidden=64,
-                     critic_hidden=(256, 256), critic_lr=1e-3, actor_lr=1e-3, entropy_alpha=0.3),
-    },
-}
 
 # ----------------------------------------------------------------------------------------------------------------
 # Flags
@@ -260,69 +165,15 @@ def parse_config_flags(algo: Algo) -> tuple[dict, dict[str, list[float]]]:
 
 
 def build_algo_config(algo: Algo, algo_name: str, env: str, run: online.OnlineConfig, values: dict | None = None):
-    merged = dict(PRESETS.get(env, {}).get(algo_name, {}))
-    merged.update(parse_config_flags(algo)[0] if values is None else values)
-    return algo.prepare(algo.config_cls(**merged), run)
+    """The algorithm's config: its defaults, the env preset, then the flags given (values), then run-dependent
+    fields (algo.prepare)."""
+    given = parse_config_flags(algo)[0] if values is None else values
+    merged = {**PRESETS.get(env, {}).get(algo_name, {}), **given}
+    return algo.prepare(algo.config_cls(**merged), run, set(given))
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Runs
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _run_bandit(algo: Algo, algo_name: str, config, run: online.OnlineConfig, workdir: str) -> dict:
-    from jaxdiff.envs import bandit
-
-    env = bandit.make_bandit()
-    variants = {"with entropy term": (config, workdir)}
-    has_entropy = hasattr(config, "entropy_alpha") and config.entropy_alpha > 0
-    if FLAGS.bandit_compare and has_entropy:
-        variants["without entropy term"] = (dataclasses.replace(config, entropy_alpha=0.0),
-                                            os.path.join(workdir, "no_entropy"))
-    obs = jnp.zeros((1000, env.obs_dim))
-    rows, results, summary = {}, {}, None
-    for label, (cfg, wd) in variants.items():
-        agent = algo.make_agent(cfg, env.obs_dim, env.action_dim)
-        sampler = (algo.samples(cfg, env.obs_dim, env.action_dim) if algo.samples
-                   else lambda st, o, k: agent.explore(st, o, k))
-        sampler = jax.jit(sampler)
-        snaps = []
-        snap_every = max(run.total_steps // 6, 1)
-
-        def on_chunk(step, st, snaps=snaps, sampler=sampler):
-            if step % snap_every == 0 or step == run.total_steps:
-                snaps.append((step, np.asarray(sampler(st, obs, jax.random.PRNGKey(step)))))
-
-        print(f"--- bandit: {label} -> {wd}")
-        s = online.run_jax(agent, env, run, wd, env_name="bandit", resume=FLAGS.resume, overwrite=FLAGS.overwrite,
-                           run_info={"algo": algo_name, "agent_config": dataclasses.asdict(cfg), "label": label},
-                           on_chunk=on_chunk)
-        s.pop("final_state")
-        acts = snaps[-1][1]
-        res = {
-            "final_eval_return": s.get("final_eval_return"),
-            "best_peak_fraction": float(bandit.fraction_near(jnp.asarray(acts))),
-            "nearest_peak_counts": np.bincount(np.asarray(bandit.nearest_peak(acts)), minlength=3).tolist(),
-            "mean_sample_reward": float(jnp.mean(bandit.reward(jnp.asarray(acts)))),
-            "workdir": wd,
-        }
-        results[label] = res
-        rows[label] = snaps
-        print(f"    {label}: " + ", ".join(f"{k}={v}" for k, v in res.items() if k != "workdir"))
-        if summary is None:
-            summary = s
-    fig = os.path.join(workdir, "bandit_samples.png")
-    best = bandit.CENTERS[bandit.BEST]
-    bandit.plot_samples(rows, fig, title=f"{algo_name} on the 3-peak bandit (best peak at {best})")
-    summary["bandit"] = {"peaks": {"centers": bandit.CENTERS, "heights": bandit.HEIGHTS, "widths": bandit.WIDTHS},
-                         "runs": results, "figure": fig}
-    logging_lib.write_json(os.path.join(workdir, "summary.json"), summary)
-    print(f"figure: {fig}")
-    return summary
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Many runs in one process: --num_seeds > 1 and/or sweeps
+# Runs: one driver call per env kind, for one run point or many
 # ----------------------------------------------------------------------------------------------------------------
 
 
@@ -335,14 +186,20 @@ def _env_dims(env: str) -> tuple[int, int]:
     return dims
 
 
-def _run_bandit_multi(algo: Algo, algo_name: str, config, run: online.OnlineConfig, workdir: str,
-                      points: list[dict], run_info: dict) -> dict:
+def _train_bandit(algo: Algo, config, run: online.OnlineConfig, workdir: str, points: list[dict],
+                  run_info: dict) -> tuple[dict, list]:
+    """run_jax on the bandit with policy-sample snapshots every total_steps / 6: (summary, [(step, samples of
+    every run (runs, 1000, 2))])."""
     from jaxdiff.envs import bandit
 
     env = bandit.make_bandit()
-    agent = algo.make_agent(config, env.obs_dim, env.action_dim)
+    agent = algo.make(config, env.obs_dim, env.action_dim)
     one = algo.samples(config, env.obs_dim, env.action_dim) if algo.samples else agent.explore
-    sampler = jax.jit(jax.vmap(one, in_axes=(0, None, None)))  # every run sampled on the same obs and key
+    if len(points) == 1:  # unbatched, as a lone run's samples always were
+        one_jit = jax.jit(one)
+        sampler = lambda st, o, k: one_jit(jax.tree.map(lambda x: x[0], st), o, k)[None]  # noqa: E731
+    else:  # every run sampled on the same obs and key
+        sampler = jax.jit(jax.vmap(one, in_axes=(0, None, None)))
     obs = jnp.zeros((1000, env.obs_dim))
     snaps = []
     snap_every = max(run.total_steps // 6, 1)
@@ -351,62 +208,103 @@ def _run_bandit_multi(algo: Algo, algo_name: str, config, run: online.OnlineConf
         if step % snap_every == 0 or step == run.total_steps:
             snaps.append((step, np.asarray(sampler(states, obs, jax.random.PRNGKey(step)))))
 
-    summary = online_multi.run_jax_multi(agent, env, run, workdir, points, env_name="bandit", resume=FLAGS.resume,
-                                         overwrite=FLAGS.overwrite, run_info=run_info, on_chunk=on_chunk)
+    summary = online.run_jax(agent, env, run, workdir, points, env_name="bandit", resume=FLAGS.resume,
+                             overwrite=FLAGS.overwrite, run_info=run_info, on_chunk=on_chunk)
     final_agents = summary.pop("final_state").runner.agent
     if not snaps or snaps[-1][0] != summary["env_steps"]:  # e.g. resumed at the end: nothing trained, no chunk ran
         snaps.append((summary["env_steps"], np.asarray(sampler(final_agents, obs, jax.random.PRNGKey(0)))))
-    final = snaps[-1][1]  # (runs, 1000, 2)
-    per_run = [{"run": k, **p, "best_peak_fraction": float(bandit.fraction_near(jnp.asarray(final[k]))),
-                "nearest_peak_counts": np.bincount(np.asarray(bandit.nearest_peak(final[k])), minlength=3).tolist(),
-                "mean_sample_reward": float(jnp.mean(bandit.reward(jnp.asarray(final[k]))))}
-               for k, p in enumerate(points)]
-    grouped = {multirun.point_label(hp): sweep.aggregate([per_run[i]["best_peak_fraction"] for i in idx])
-               for hp, idx in multirun.groups(points)}
-    # figure: one row per sweep point, its first seed
-    rows = {f"{multirun.point_label(hp)}, seed {points[idx[0]]['seed']}": [(st, a[idx[0]]) for st, a in snaps]
-            for hp, idx in multirun.groups(points)}
+    return summary, snaps
+
+
+def _sample_stats(acts: np.ndarray) -> dict:
+    from jaxdiff.envs import bandit
+
+    return {"best_peak_fraction": float(bandit.fraction_near(jnp.asarray(acts))),
+            "nearest_peak_counts": np.bincount(np.asarray(bandit.nearest_peak(acts)), minlength=3).tolist(),
+            "mean_sample_reward": float(jnp.mean(bandit.reward(jnp.asarray(acts))))}
+
+
+def _run_bandit(algo: Algo, config, run: online.OnlineConfig, workdir: str, points: list[dict],
+                run_info: dict) -> dict:
+    """The bandit: one run_jax over the points, or (one seed, no sweep) the run and, for the comparison, the same
+    run without the entropy term in workdir/no_entropy; bandit_samples.png shows the policy samples over training."""
+    from jaxdiff.envs import bandit
+
+    many = len(points) > 1
+    if many:
+        summary, snaps = _train_bandit(algo, config, run, workdir, points, run_info)
+        per_run = [{"run": k, **p, **_sample_stats(snaps[-1][1][k])} for k, p in enumerate(points)]
+        grouped = {multirun.point_label(hp): sweep.aggregate([per_run[i]["best_peak_fraction"] for i in idx])
+                   for hp, idx in multirun.groups(points)}
+        # figure: one row per sweep point, its first seed
+        rows = {f"{multirun.point_label(hp)}, seed {points[idx[0]]['seed']}": [(st, a[idx[0]]) for st, a in snaps]
+                for hp, idx in multirun.groups(points)}
+        results = {"runs": per_run, "best_peak_fraction": grouped}
+        for label, agg in grouped.items():
+            print(f"    {label}: best-peak fraction {agg['mean']:.3f} +- {agg['std']:.3f} (n={agg['n']})")
+    else:
+        variants = {"with entropy term": (config, workdir)}
+        if FLAGS.bandit_compare and getattr(config, "entropy_alpha", 0) > 0:
+            variants["without entropy term"] = (dataclasses.replace(config, entropy_alpha=0.0),
+                                                os.path.join(workdir, "no_entropy"))
+        rows, runs, summary = {}, {}, None
+        for label, (cfg, wd) in variants.items():
+            print(f"--- bandit: {label} -> {wd}")
+            info = {**run_info, "agent_config": dataclasses.asdict(cfg), "label": label}
+            s, snaps = _train_bandit(algo, cfg, run, wd, points, info)
+            rows[label] = [(st, a[0]) for st, a in snaps]
+            runs[label] = {"final_eval_return": s["runs"][0].get("final_eval_return"),
+                           **_sample_stats(snaps[-1][1][0]), "workdir": wd}
+            print(f"    {label}: " + ", ".join(f"{k}={v}" for k, v in runs[label].items() if k != "workdir"))
+            summary = summary or s
+        results = {"runs": runs}
     fig = os.path.join(workdir, "bandit_samples.png")
-    bandit.plot_samples(rows, fig, title=f"{algo_name} on the 3-peak bandit (best peak at {bandit.CENTERS[bandit.BEST]})")
+    bandit.plot_samples(rows, fig, title=f"{algo.name} on the 3-peak bandit (best peak at "
+                                         f"{bandit.CENTERS[bandit.BEST]})")
     summary["bandit"] = {"peaks": {"centers": bandit.CENTERS, "heights": bandit.HEIGHTS, "widths": bandit.WIDTHS},
-                         "runs": per_run, "best_peak_fraction": grouped, "figure": fig}
+                         **results, "figure": fig}
     logging_lib.write_json(os.path.join(workdir, "summary.json"), summary)
-    for label, agg in grouped.items():
-        print(f"    {label}: best-peak fraction {agg['mean']:.3f} +- {agg['std']:.3f} (n={agg['n']})")
     print(f"figure: {fig}")
     return summary
 
 
-def _run_multi(algo: Algo, algo_name: str, config, run: online.OnlineConfig, env: str, workdir: str,
-               sweeps: dict[str, list[float]]) -> dict:
-    if env == "bandit" and FLAGS.bandit_compare and getattr(config, "entropy_alpha", 0) > 0 \
+def _train(algo: Algo, config, run: online.OnlineConfig, env: str, workdir: str,
+           sweeps: dict[str, list[float]]) -> dict:
+    """All runs of the flags (seeds x sweep points) through one driver call; prints the scores."""
+    many = FLAGS.num_seeds > 1 or bool(sweeps)
+    if many and env == "bandit" and FLAGS.bandit_compare and getattr(config, "entropy_alpha", 0) > 0 \
             and "entropy_alpha" not in sweeps:
         sweeps = {**sweeps, "entropy_alpha": [config.entropy_alpha, 0.0]}  # with / without the entropy term
     points = sweep.grid(FLAGS.num_seeds, FLAGS.seed, **sweeps)
     obs_dim, action_dim = (1, 2) if env == "bandit" else _env_dims(env)
+    agent = algo.make(config, obs_dim, action_dim)
     try:  # refuse a list for a size before anything compiles
-        online_multi.check_points(algo.make_agent(config, obs_dim, action_dim), points)
+        run_points.check_points(agent, points)
     except ValueError as e:
         raise cli.FlagError(str(e)) from None
-    print(f"{len(points)} runs ({FLAGS.num_seeds} seeds x {len(points) // FLAGS.num_seeds} sweep points) "
-          f"on {len(jax.devices())} device(s): {points}")
-    run_info = {"algo": algo_name, "agent_config": dataclasses.asdict(config), "num_seeds": FLAGS.num_seeds}
+    if len(points) > 1:
+        print(f"{len(points)} runs ({FLAGS.num_seeds} seeds x {len(points) // FLAGS.num_seeds} sweep points) "
+              f"on {len(jax.devices())} device(s): {points}")
+    run_info = {"algo": algo.name, "agent_config": dataclasses.asdict(config), "num_seeds": FLAGS.num_seeds}
     if env == "bandit":
-        summary = _run_bandit_multi(algo, algo_name, config, run, workdir, points, run_info)
+        summary = _run_bandit(algo, config, run, workdir, points, run_info)
     else:
-        agent = algo.make_agent(config, obs_dim, action_dim)
-        summary = online_multi.run_gym_multi(agent, env, run, workdir, points, resume=FLAGS.resume,
-                                             overwrite=FLAGS.overwrite, run_info=run_info)
+        summary = online.run_gym(agent, env, run, workdir, points, resume=FLAGS.resume, overwrite=FLAGS.overwrite,
+                                 run_info=run_info)
         summary.pop("final_state", None)
-    for g in summary["groups"]:
+    for g in summary["groups"] if len(points) > 1 else []:
         f, b = g.get("final_eval_return"), g.get("best_eval_return")
         if f:
             print(f"  {g['label']}: final eval {f['mean']:.3f} +- {f['std']:.3f} (IQM {f['iqm']:.3f}, "
                   f"95% CI [{f['ci95'][0]:.3f}, {f['ci95'][1]:.3f}]), best {b['mean']:.3f}, n={f['n']}")
-    print("summary: " + logging_lib.dumps({k: summary.get(k) for k in ("num_runs", "devices", "resumed_from",
-                                                                     "train_steps_per_s", "wall_time_s")}))
+    first = summary["runs"][0]
+    keys = ["num_runs", "devices", "resumed_from", "env_steps", "train_steps_per_s", "wall_time_s"]
+    scores = {k: first.get(k) for k in ("final_eval_return", "best_eval_return", "best_eval_step")}
+    print("summary: " + logging_lib.dumps({**{k: summary.get(k) for k in keys},
+                                           **(scores if len(points) == 1 else {})}))  # valid JSON: null, never NaN
     print(f"outputs in {workdir}: {_outputs(workdir)} (metrics field 'run'; checkpoints stacked)")
     return summary
+
 
 
 def check_flags(env: str, run: online.OnlineConfig) -> None:
@@ -452,24 +350,9 @@ def main(argv):
     elif not FLAGS.overwrite and os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir):  # before anything is built
         raise cli.FlagError(f"--workdir={workdir} already holds a run (checkpoints in {ckpt_dir}): pass --resume to "
                             f"continue it, --overwrite to delete it and start over, or choose another --workdir")
-    if many:
-        print(f"{algo_name} on {env}, seeds {FLAGS.seed}..{FLAGS.seed + FLAGS.num_seeds - 1}, sweeps {sweeps}, "
-              f"workdir {workdir}\n  run: {run}\n  config: {config}")
-        _run_multi(algo, algo_name, config, run, env, workdir, sweeps)
-        return
-    print(f"{algo_name} on {env}, seed {FLAGS.seed}, workdir {workdir}\n  run: {run}\n  config: {config}")
-    if env == "bandit":
-        summary = _run_bandit(algo, algo_name, config, run, workdir)
-    else:
-        obs_dim, action_dim = _env_dims(env)
-        agent = algo.make_agent(config, obs_dim, action_dim)
-        summary = online.run_gym(agent, env, run, workdir, resume=FLAGS.resume, overwrite=FLAGS.overwrite,
-                                 run_info={"algo": algo_name, "agent_config": dataclasses.asdict(config)})
-        summary.pop("final_state", None)
-    keys = ["resumed_from", "env_steps", "final_eval_return", "best_eval_return", "best_eval_step",
-            "train_steps_per_s", "wall_time_s"]
-    print("summary: " + logging_lib.dumps({k: summary.get(k) for k in keys}))  # valid JSON: null, never NaN
-    print(f"outputs in {workdir}: {_outputs(workdir)}")
+    seeds = f"seeds {FLAGS.seed}..{FLAGS.seed + FLAGS.num_seeds - 1}, sweeps {sweeps}" if many else f"seed {FLAGS.seed}"
+    print(f"{algo_name} on {env}, {seeds}, workdir {workdir}\n  run: {run}\n  config: {config}")
+    _train(algo, config, run, env, workdir, sweeps)
 
 
 if __name__ == "__main__":

@@ -216,8 +216,8 @@ def test_tensorboard_event_files_hold_the_metrics(tmp_path):
     scalars = read_scalars(wd / "tensorboard")
     jsonl = [json.loads(ln) for ln in open(wd / "metrics.jsonl")]
     want = [(r["env_step"], r["agent/loss"]) for r in jsonl if "agent/loss" in r]
-    assert want and [(s, pytest.approx(v)) for s, v in want] == scalars["agent/loss"]
-    assert [s for s, _ in scalars["eval/return_mean"]] == [10, 20]
+    assert want and [(s, pytest.approx(v)) for s, v in want] == scalars["run0/agent/loss"]  # one run = run 0
+    assert [s for s, _ in scalars["run0/eval/return_mean"]] == [10, 20]
     # SRPO / multi-run records: tags carry the stage and the run; NaN is left out
     step, tags = logging_lib.tensorboard_scalars({"stage": "critic", "step": 5, "run": 1, "q_loss": 0.5,
                                                   "v_loss": float("nan"), "seed": 3})

@@ -19,7 +19,8 @@ import pytest
 
 from jaxdiff import qvpo
 from jaxdiff.envs import bandit
-from jaxdiff.train import online, online_multi
+from jaxdiff.train import online
+from jaxdiff.train.run_points import Placement
 
 TOTAL, WARMUP, SEEDS, ALPHA = 600, 100, (0, 1, 2, 3), 0.3
 CFG = qvpo.QVPOConfig(batch_size=32, n_d=8, diffusion_steps=5, k_b=1, k_t=1, k_eval=8, actor_hidden=64,
@@ -31,11 +32,12 @@ def _train(cfg: qvpo.QVPOConfig, points: list[dict]):
     """All points (seed [+ entropy_alpha]) in one vmapped program; returns (loop states, 500 samples per run)."""
     q = qvpo.make_parts(cfg, 1, 2)
     env = bandit.make_bandit()
-    ls = online_multi.jax_init_runs(q.agent, env, points, TOTAL)
-    flags, _ = online_multi.step_flags(0, TOTAL, WARMUP, 0, TOTAL)  # unbatched: real branches under vmap
-    run = jax.jit(jax.vmap(lambda l, f: online.jax_chunk(q.agent, env, l, TOTAL, warmup_steps=WARMUP, step_flags=f),
-                           in_axes=(0, None)))
-    ls = run(ls, jnp.asarray(flags))
+    place = Placement(len(points))  # as run_jax holds runs: vmapped, or one run unbatched
+    ls = place.init(lambda k: online.jax_init(q.agent, env, k, TOTAL), points)
+    ls = ls.replace(runner=ls.runner.replace(agent=place.with_point_values(ls.runner.agent, points)))
+    flags, _ = online.step_flags(0, TOTAL, WARMUP, 0, TOTAL)  # unbatched: real branches under vmap
+    run = jax.jit(place.map(lambda l, f: online.jax_chunk(q.agent, env, l, f), in_axes=(0, None)))
+    ls = place.stack(run(ls, jnp.asarray(flags)))
     sample = jax.jit(jax.vmap(partial(q.sample, obs=jnp.zeros((500, 1)), key=jax.random.PRNGKey(123))))
     return ls, np.asarray(sample(ls.runner.agent.actor))
 

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdiff.train.online import JaxEnv
+from jaxdiff.train.jax_env_loop import JaxEnv
 
 CENTERS = np.array([[-0.75, 0.75], [0.75, -0.75], [0.0, 0.0]], np.float32)
 HEIGHTS = np.array([0.5, 0.7, 1.0], np.float32)

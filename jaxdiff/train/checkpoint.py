@@ -55,6 +55,7 @@ class Checkpointer:
 
     # ------------------------------------------------------------------------------------------ which steps
     def step_dir(self, step: int) -> str:
+        """The directory of step `step`."""
         return os.path.join(self.directory, str(step))
 
     def damage(self, step: int, marked_dir: bool | None = None) -> str | None:
@@ -121,6 +122,7 @@ class Checkpointer:
 
     # ------------------------------------------------------------------------------------------ write
     def save(self, step: int, state: Any, config: dict | None = None) -> None:
+        """Save state (a pytree) and config (JSON) as step `step`, then mark the step complete."""
         if step in self._mngr.all_steps():  # a damaged step a resumed run now writes again
             self._mngr.delete(step)
         args = {"state": ocp.args.StandardSave(state)}
@@ -184,12 +186,14 @@ class Checkpointer:
                               f"to start over, or choose another --workdir")
 
     def restore_config(self, step: int | None = None) -> dict:
+        """The JSON stored beside step `step` (default: the newest readable step)."""
         step = self.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
         return dict(self._mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"])
 
     def close(self) -> None:
+        """Wait for pending saves and release the checkpoint manager."""
         self._mngr.close()
 
 

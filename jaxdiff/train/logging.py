@@ -71,6 +71,7 @@ class MetricsWriter:
         self._f = open(path, "a", buffering=1)
 
     def write(self, record: dict) -> None:
+        """Append one record (and its scalars to TensorBoard)."""
         self._f.write(dumps(record) + "\n")
         if self._tb is not None:
             step, scalars = tensorboard_scalars(plain(record))
@@ -78,12 +79,14 @@ class MetricsWriter:
                 self._tb.add_scalar(tag, v, step)
 
     def close(self) -> None:
+        """Flush and close the writer(s)."""
         self._f.close()
         if self._tb is not None:
             self._tb.close()
 
 
 def read_metrics(path: str) -> list[dict]:
+    """The records of a metrics.jsonl file ([] when it does not exist)."""
     if not os.path.exists(path):
         return []
     with open(path) as f:
@@ -91,6 +94,7 @@ def read_metrics(path: str) -> list[dict]:
 
 
 def write_json(path: str, obj: dict) -> None:
+    """Write obj to path as valid JSON (NaN / inf as null)."""
     with open(path, "w") as f:
         f.write(dumps(obj, indent=2, sort_keys=True))
 
@@ -112,9 +116,11 @@ class LineProgress:
         print(f"{desc}: starting at step {initial}/{total}", file=self.stream, flush=True)
 
     def set_postfix(self, ordered_dict: dict | None = None, **kwargs) -> None:
+        """Metrics shown at the end of the next progress line."""
         self.postfix = {**(ordered_dict or {}), **kwargs}
 
     def line(self) -> str:
+        """The current progress line."""
         elapsed = max(time.perf_counter() - self._t0, 1e-9)
         rate = (self.n - self._n0) / elapsed
         eta = (self.total - self.n) / rate if rate > 0 else float("inf")
@@ -124,6 +130,7 @@ class LineProgress:
         return f"{self.desc}: step {self.n}/{self.total} ({pct:.0f} %), {rate:.1f} steps/s, ETA {eta_s}{extra}"
 
     def update(self, n: int = 1) -> None:
+        """Advance by n steps; print a line when the interval has passed."""
         self.n += n
         now = time.perf_counter()
         if now - self._last >= self.interval:
@@ -131,6 +138,7 @@ class LineProgress:
             print(self.line(), file=self.stream, flush=True)
 
     def close(self) -> None:
+        """Nothing to release (the lines are already printed)."""
         pass
 
 

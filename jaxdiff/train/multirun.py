@@ -20,6 +20,7 @@ def swept_names(points: list[dict]) -> list[str]:
 
 
 def point_label(point: dict) -> str:
+    """A sweep point as text, e.g. "entropy_alpha=0.05" ("all seeds" when only seeds vary)."""
     items = [f"{k}={v:g}" for k, v in point.items() if k != "seed"]
     return ", ".join(items) if items else "all seeds"
 
@@ -52,14 +53,29 @@ def select_run(points: list[dict], run: int | None = None, seed: int | None = No
 
 
 def run_records(records: Iterable[dict], run: int) -> list[dict]:
+    """The records of run k."""
     return [r for r in records if r.get("run") == run]
+
+
+def run_summary(records: list[dict], extra: dict) -> dict:
+    """One run's scores from its records: extra plus final / best evaluation return and the eval curve."""
+    evals = [r for r in records if "eval/return_mean" in r]
+    out = dict(extra)
+    if evals:
+        best = max(evals, key=lambda r: r["eval/return_mean"])
+        out.update(
+            final_eval_return=evals[-1]["eval/return_mean"],
+            final_eval_std=evals[-1]["eval/return_std"],
+            best_eval_return=best["eval/return_mean"],
+            best_eval_step=best["env_step"],
+            eval_curve=[[r["env_step"], r["eval/return_mean"]] for r in evals],
+        )
+    return out
 
 
 def summarize(records: list[dict], points: list[dict], per_run_extra: list[dict] | None = None) -> dict:
     """{"runs": [per-run scores], "groups": [per sweep point: aggregate of final and best eval return]}."""
-    from jaxdiff.train.online import _summary  # the single-run summary, reused per run
-
-    runs = [_summary(run_records(records, k), {"run": k, **p, **(per_run_extra[k] if per_run_extra else {})})
+    runs = [run_summary(run_records(records, k), {"run": k, **p, **(per_run_extra[k] if per_run_extra else {})})
             for k, p in enumerate(points)]
     out_groups = []
     for hp, idx in groups(points):

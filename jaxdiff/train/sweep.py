@@ -59,6 +59,7 @@ def seed_keys(points: list[dict]) -> jax.Array:
 
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D device mesh with the run axis RUN_AXIS (default: all devices)."""
     devices = list(jax.devices() if devices is None else devices)
     return Mesh(np.asarray(devices), (RUN_AXIS,))
 
