@@ -119,7 +119,7 @@ def test_qvpo_help_explains_every_flag_and_what_can_be_swept():
     algos, help_text = g["ALGOS"], g["CONFIG_HELP"]
     expected: dict[str, set] = {}  # flag -> algorithms that can sweep it
     for name, algo in algos.items():
-        agent = algo.make_agent(algo.config_cls(), 3, 2)
+        agent = algo.make(algo.config_cls(), 3, 2)
         in_state = set(hparams.hparam_names(jax.eval_shape(agent.init, jax.random.PRNGKey(0))))
         assert set(algo.sweepable) == in_state, name  # what --help calls sweepable is what the state holds
         for f in dataclasses.fields(algo.config_cls):

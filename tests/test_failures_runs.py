@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from test_online_runner import _cfg, dummy_agent
 
+import jaxdiff
 from jaxdiff.srpo import pipeline
 from jaxdiff.train import cli, divergence, online
 from jaxdiff.train import logging as logging_lib
@@ -167,13 +168,10 @@ def test_srpo_and_qvpo_act_accept_one_or_a_batch_and_refuse_other_shapes(tmp_pat
 
     qc = qvpo.QVPOConfig(batch_size=4, diffusion_steps=2, n_d=2, k_b=1, k_t=1, k_eval=2, n_uniform=0,
                          actor_hidden=8, actor_layers=1, critic_hidden=(8,))
-    agent = qvpo.make_agent(qc, 3, 2)
+    algo = qvpo.make(qc, 3, 2)
     wd = str(tmp_path / "qvpo")
-    ck = Checkpointer(os.path.join(wd, "checkpoints"))
-    ck.save(0, {"agent": _zeros_like(lambda: agent.init(jax.random.PRNGKey(0)))},
-            {"agent_config": qc.to_dict(), "obs_dim": 3, "action_dim": 2, "runner": {"seed": 0}})
-    ck.close()
-    act, _, _ = qvpo.load_policy(wd)
+    jaxdiff.save(wd, algo, _zeros_like(lambda: algo.init(jax.random.PRNGKey(0))))
+    act = jaxdiff.load_policy(wd)
     _check_act(act, 3, 2, jax.random.PRNGKey(1))
 
 

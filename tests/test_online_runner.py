@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxdiff
 from jaxdiff import qvpo
 from jaxdiff.algorithm import Algorithm
 from jaxdiff.baselines import sac
@@ -430,14 +431,15 @@ def test_launcher_num_seeds_and_sweep(tmp_path):
     for f in ("curves.png", "bandit_samples.png"):
         assert (wd / f).exists(), f
     assert sorted(os.listdir(wd / "checkpoints")) == ["20", "40"]
-    act, state, bundle = qvpo.load_policy(str(wd), seed=1, entropy_alpha=0.05)
+    _, state, _ = jaxdiff.load_state(str(wd), seed=1, entropy_alpha=0.05)
     assert float(state.hparams.entropy_alpha) == pytest.approx(0.05) and int(state.step) == 40 - 20 + 1
+    act = jaxdiff.load_policy(str(wd), seed=1, entropy_alpha=0.05)
     a = np.asarray(act(np.zeros((3, 1), np.float32), jax.random.PRNGKey(0)))
     assert a.shape == (3, 2) and np.all(np.abs(a) <= 1.0)
-    _, s1, _ = qvpo.load_policy(str(wd), run=1)
+    _, s1, _ = jaxdiff.load_state(str(wd), run=1)
     assert float(s1.hparams.entropy_alpha) == 0.0
     with pytest.raises(ValueError, match="matches 2 runs"):
-        qvpo.load_policy(str(wd), seed=1)
+        jaxdiff.load_policy(str(wd), seed=1)
 
     # a list for a size is refused with a clear message, before anything trains
     p = _launch(f"--workdir={tmp_path / 'bad'}", "--n_d=2,4")

@@ -72,9 +72,10 @@ def test_hopper_smoke_and_resume(tmp_path):
     import jax
     import numpy as np
 
-    from jaxdiff import qvpo
+    import jaxdiff
 
-    act, state, bundle = qvpo.load_policy(str(wd))
-    assert int(state.step) == 450 - 100 + 1 and bundle.config.n_d == 2 and bundle.obs_dim == 11
+    algo, state, _ = jaxdiff.load_state(str(wd))
+    assert int(state.step) == 450 - 100 + 1 and algo.config.n_d == 2 and algo.obs_dim == 11
+    act = jaxdiff.load_policy(str(wd))
     a = np.asarray(act(np.zeros((4, 11), np.float32), jax.random.PRNGKey(0)))
     assert a.shape == (4, 3) and np.all(np.abs(a) <= 1.0)

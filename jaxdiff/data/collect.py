@@ -1,6 +1,6 @@
 """Making D4RL-style Minari datasets here: policy rollouts, replay buffer -> episodes, and the Minari writer.
 
-Host-side code (gymnasium envs, hdf5 files); the policy passed in is usually a jitted `OnlineAgent.explore`.
+Host-side code (gymnasium envs, hdf5 files); the policy passed in is usually a jitted `Algorithm.explore`.
 """
 from __future__ import annotations
 

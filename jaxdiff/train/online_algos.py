@@ -36,11 +36,6 @@ class Algo(NamedTuple):
         state itself so that it cannot drift from what the update reads."""
         return _hparam_names(self.name)
 
-    @property
-    def make_agent(self) -> Callable[[Any, int, int], Algorithm]:
-        """Old name of `make` (tests/test_failures_cli.py still reads it)."""
-        return self.make
-
 
 def _qvpo_prepare(c: qvpo.QVPOConfig, run: Any, given: set) -> qvpo.QVPOConfig:
     # omega_ent decays over the run's env steps, starting at the first update (official: steps / num_steps)

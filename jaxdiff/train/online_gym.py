@@ -115,6 +115,7 @@ def run_gym(
         online_io.check_runs(what, step, [], rs.agent, ckpt)  # never save a non-finite state
         state = place.stack(rs if cfg.save_replay else online_io.without_replay(rs))
         ckpt.save(step, state, {**meta_out, "host": host, "env_step": step})
+        online_io.save_policy(workdir, algo, place.stack(rs.agent), points, step)
 
     obs = []
     for env, s in zip(envs, seeds):

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdiff import saving
 from jaxdiff.algorithm import Algorithm
 from jaxdiff.train import divergence, multirun
 from jaxdiff.train import logging as logging_lib
@@ -80,7 +81,18 @@ def open_checkpoints(workdir: str, resume: bool, overwrite: bool) -> Checkpointe
                                   f"to continue it, --overwrite to delete it and start over, or choose another "
                                   f"--workdir")
         shutil.rmtree(path)
+    policy = os.path.join(workdir, saving.POLICY_SUBDIR)
+    if not resume and os.path.isdir(policy):  # a fresh run's policy steps must not mix with an old run's
+        shutil.rmtree(policy)
     return Checkpointer(path)
+
+
+def save_policy(workdir: str, algo: Algorithm, agent_states: Any, points: list[dict], step: int) -> None:
+    """The runs' stacked agent states in jaxdiff.save's format under <workdir>/policy, so jaxdiff.load_policy
+    (workdir, seed=...) works on a training workdir. Algorithms missing from jaxdiff.saving.REGISTRY (test
+    stand-ins) are skipped: they could not be rebuilt by name."""
+    if algo.name in saving.REGISTRY:
+        saving.save(os.path.join(workdir, saving.POLICY_SUBDIR), algo, agent_states, points=points, step=step)
 
 
 def without_replay(state: Any) -> Any:

@@ -132,6 +132,7 @@ def run_jax(
             online_io.check_runs(what, step, [], ls.runner.agent, ckpt)  # never save a non-finite state
             state = ls if cfg.save_replay else online_io.without_replay(ls)
             ckpt.save(step, place.stack(state), {**meta_out, "env_step": step})
+            online_io.save_policy(workdir, algo, place.stack(ls.runner.agent), points, step)
     bar.close()
     ckpt.close()
     sps = train_steps / train_time if train_time > 0 else None
