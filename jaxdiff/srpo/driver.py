@@ -228,7 +228,7 @@ def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, points: list[dict] | 
             got, target = ck.restore(target, None if mode == "resume" else latest)
             if got != latest:
                 plan_lib.prune_metrics(metrics_path, stage, got)
-            log.info("%s: restored %d run(s) at step %d from %s", stage, len(pts), got, ck.directory)
+            log.info("%s: restored step %d of %d run(s) from %s", stage, got, len(pts), ck.directory)
         if mode == "reuse" or int(to_host(target.step)[0]) >= plan_lib.total_steps(cfg, stage):
             states[stage] = target
             ck.close()
