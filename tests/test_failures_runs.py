@@ -102,7 +102,7 @@ def test_srpo_resume_skips_a_truncated_step_and_divergence_stops_the_stage(tmp_p
     wd = tmp_path / "b"
     with pytest.raises(SystemExit) as e:
         cli.guarded(lambda argv: srpo.run(srpo.RunConfig(**{**run.__dict__, "workdir": str(wd)}), cfg,
-                                              ds))(["x"])
+                                          dataset=ds))(["x"])
     assert e.value.code == cli.EXIT_DIVERGED
     line = capsys.readouterr().err.strip()
     assert "\n" not in line and "critic stage diverged at step 10" in line and "--critic_lr" in line

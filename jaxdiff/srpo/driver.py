@@ -164,6 +164,8 @@ def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, points: list[dict] | 
     its runs. The returned dict also has "states" ({stage: stacked final states}), which is not written to JSON.
     """
     run_cfg.validate()
+    if isinstance(points, OfflineDataset):  # the pre-issue-10 signature was run(run_cfg, cfg, dataset)
+        raise TypeError("run(run_cfg, cfg, points=None, dataset=None): pass the dataset as dataset=...")
     if dataset is None:
         dataset = load_dataset(run_cfg.env, run_cfg.ref_min_score, run_cfg.ref_max_score)
     if cfg is None:
