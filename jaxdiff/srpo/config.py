@@ -16,6 +16,9 @@ STAGES = ("behavior", "critic", "policy")
 
 @dataclasses.dataclass(frozen=True)
 class SRPOConfig:
+    """SRPO's hyperparameters (the official code's defaults). Sizes and step counts are bound when the stages are
+    built (`jaxdiff.srpo.make`); the swept numbers are copied into each state's `hparams` by its `init`."""
+
     # (a) behavior model: VP-SDE eps-prediction, LN-ResNet, AdamW.
     behavior_steps: int = 2_000_000
     behavior_batch: int = 2048
