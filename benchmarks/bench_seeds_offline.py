@@ -5,7 +5,7 @@
 
 For each stage (behavior model: LN-ResNet 3 x 256/1024, batch 2048; IQL critic 256x2, batch 256; policy
 extraction, batch 256, frozen full-size behavior model and critic) and each N: the seconds per chunk of K updates
-of (a) `stacked.multi_chunk` — the N runs' states stacked and the chunk vmapped, as `jaxdiff.srpo.multi` trains
+of (a) the driver's chunk — the N runs' states stacked and the chunk vmapped, as `jaxdiff.srpo.driver` trains
 them — and (b) N calls of the single-run jitted chunk one after another. Compilation is excluded (a warm-up call
 first); (a) and (b) are timed alternately and the best of --reps calls is kept, so that a shared, busy CPU slows
 both alike and a burst of other load does not decide the ratio. Reported: both times, the speed-up (b)/(a), and (a) for N seeds over (a) for one seed — the issue's goal
@@ -25,10 +25,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import hardware  # noqa: E402
 
 from jaxdiff.data.replay import Transition  # noqa: E402
-from jaxdiff.srpo import stacked, train  # noqa: E402
+from jaxdiff.srpo import stages, train  # noqa: E402
+from jaxdiff.train.over_runs import over_runs  # noqa: E402
 from jaxdiff.srpo.config import SRPOConfig  # noqa: E402
 
-SINGLE = {"behavior": train.behavior_chunk, "critic": train.critic_chunk, "policy": train.policy_chunk}
 
 
 def _data(n, obs_dim, action_dim):
@@ -55,12 +55,7 @@ def best_times(fns, reps: int) -> list[float]:
 
 def stacked_states(n: int, obs_dim: int, action_dim: int, cfg: SRPOConfig) -> dict:
     """Fresh stacked states of n seeds for every stage (policy built on the fresh behavior model and critic)."""
-    pts = [{"seed": s} for s in range(n)]
-    init = jax.jit(stacked.init_stage, static_argnums=(0, 2, 3, 4))
-    out = {s: init(s, stacked.stage_keys_of(pts, s)[0], obs_dim, action_dim, cfg) for s in ("behavior", "critic")}
-    out["policy"] = init("policy", stacked.stage_keys_of(pts, "policy")[0], obs_dim, action_dim, cfg,
-                         out["behavior"], out["critic"])
-    return out
+    return jax.jit(lambda: stages.init_all(stages.make(cfg, obs_dim, action_dim), [{"seed": s} for s in range(n)]))()
 
 
 def main():
@@ -74,7 +69,7 @@ def main():
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
     seeds = [int(x) for x in args.seeds.split(",")]
-    stages = args.stages.split(",")
+    stage_names = args.stages.split(",")
     o, a = args.obs_dim, args.action_dim
     reps = args.reps or (2 if args.quick else 5)
     steps = {"behavior": 1 if args.quick else 2, "critic": 20 if args.quick else 100,
@@ -88,17 +83,24 @@ def main():
     print(f"{'stage':9s} {'N':>3s} {'vmapped s/chunk':>16s} {'sequential s/chunk':>19s} {'speed-up':>9s} "
           f"{'vs 1 seed':>10s} {'run-steps/s':>12s}")
     states = stacked_states(max(seeds), o, a, cfg)
-    single = {s: jax.jit(SINGLE[s], static_argnames="num_steps") for s in stages}
-    multi = jax.jit(stacked.multi_chunk, static_argnums=(0,), static_argnames="num_steps")
-    for stage in stages:
+    algos = stages.make(cfg, o, a)
+    single = {s: jax.jit(lambda st, d, kk, num_steps, s=s: train.chunk(algos.stage(s), st, d, kk, num_steps),
+                         static_argnames="num_steps") for s in stage_names}
+
+    def multi(stage, st, d, keys, num_steps):  # the driver's chunk of N runs (N = 1: not vmapped)
+        fn = over_runs(lambda s, kk: train.chunk(algos.stage(stage), s, d, kk, num_steps), keys.shape[0])
+        return fn(st, keys)
+
+    multi = jax.jit(multi, static_argnums=(0,), static_argnames="num_steps")
+    for stage in stage_names:
         k = steps[stage]
         base = None
         for n in seeds:
             st = jax.tree.map(lambda x: x[:n], states[stage])
-            _, keys = stacked.stage_keys_of([{"seed": s} for s in range(n)], stage)
+            _, keys = stages.stage_keys_of([{"seed": s} for s in range(n)], stage)
             one = [jax.tree.map(lambda x, i=i: x[i], st) for i in range(n)]
             t_vmap, t_seq = best_times(
-                [lambda: multi(stage, st, data, keys, 0, num_steps=k),
+                [lambda: multi(stage, st, data, keys, num_steps=k),
                  lambda: [single[stage](one[i], data, keys[i], num_steps=k) for i in range(n)]], reps)
             base = t_vmap if n == 1 else base
             row = {"vmapped_s": t_vmap, "sequential_s": t_seq, "speedup": t_seq / t_vmap,

@@ -20,7 +20,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import hardware, time_per_call  # noqa: E402
 
 from jaxdiff.data.replay import Transition  # noqa: E402
-from jaxdiff.srpo import behavior, critic, policy, train  # noqa: E402
+import functools  # noqa: E402
+
+from jaxdiff.srpo import behavior, critic, stages, train  # noqa: E402
 from jaxdiff.srpo.config import SRPOConfig  # noqa: E402
 
 # Official PyTorch code on a 2-core CPU (torch CPU, 2 threads), from the spec.
@@ -34,12 +36,12 @@ def _data(n, obs_dim, action_dim):
                       done=jnp.zeros((n,)))
 
 
-def best_of_n(b_state, c_state, obs, key, n, steps=15):
+def best_of_n(cfg, action_dim, b_state, c_state, obs, key, n, steps=15):
     """IDQL/SfBC-style acting: n behavior samples per state, keep the one with the highest min(Q1, Q2)."""
     B = obs.shape[0]
     rep = jnp.repeat(obs, n, axis=0)
-    a = jnp.clip(behavior.sample(b_state, rep, key, steps=steps), -1.0, 1.0)
-    q = jnp.min(critic.q_values(c_state.q_target, c_state.cfg, rep, a), axis=0).reshape(B, n)
+    a = jnp.clip(behavior.sampler(cfg, action_dim, steps=steps)(b_state, rep, key), -1.0, 1.0)
+    q = jnp.min(critic.q_values(c_state.q_target, cfg, rep, a), axis=0).reshape(B, n)
     return a.reshape(B, n, -1)[jnp.arange(B), jnp.argmax(q, axis=1)]
 
 
@@ -56,24 +58,25 @@ def main():
     cfg = SRPOConfig()  # paper sizes: batch 2048 / 256 / 256, LN-ResNet 3x256, critic 256x2, policy 256x2
     data = _data(100_000, o, a)
     keys = jax.random.split(jax.random.PRNGKey(1), 3)
-    b = jax.jit(behavior.init, static_argnums=(1, 2, 3))(keys[0], o, a, cfg)
-    c = jax.jit(critic.init, static_argnums=(1, 2, 3))(keys[1], o, a, cfg)
-    p = jax.jit(policy.init, static_argnums=(1, 2, 3))(keys[2], o, a, cfg, b, c)
+    algos = stages.make(cfg, o, a)
+    b = jax.jit(algos.behavior.init)(keys[0])
+    c = jax.jit(algos.critic.init)(keys[1])
+    p = jax.jit(algos.policy.init)(keys[2], b, c)
     out = {"hardware": hardware(), "obs_dim": o, "action_dim": a, "train_steps_per_s": {}, "actions_per_s": {}}
     print(f"hardware: {out['hardware']}  (shapes obs {o}, action {a})")
 
-    chunks = {"behavior": (train.behavior_chunk, b, 2 if args.quick else 10),
-              "critic": (train.critic_chunk, c, 50 if args.quick else 500),
-              "policy": (train.policy_chunk, p, 20 if args.quick else 200)}
+    chunks = {"behavior": (functools.partial(train.chunk, algos.behavior), b, 2 if args.quick else 10),
+              "critic": (functools.partial(train.chunk, algos.critic), c, 50 if args.quick else 500),
+              "policy": (functools.partial(train.chunk, algos.policy), p, 20 if args.quick else 200)}
     for name, (fn, state, k) in chunks.items():
         f = jax.jit(fn, static_argnames="num_steps")
         sps = k / time_per_call(lambda: f(state, data, jax.random.PRNGKey(2), num_steps=k), min_seconds=secs)
         out["train_steps_per_s"][name] = sps
         print(f"{name:9s} update: {sps:10.1f} steps/s   (official PyTorch, same kind of CPU: {TORCH_REF[name]})")
 
-    act = jax.jit(policy.act)
-    dpm = jax.jit(behavior.sample)
-    bon = jax.jit(best_of_n, static_argnames=("n",))
+    act = jax.jit(lambda st, obs: algos.policy.act(st, obs, None))
+    dpm = jax.jit(algos.behavior.act)
+    bon = jax.jit(functools.partial(best_of_n, cfg, a), static_argnames=("n",))
     for batch in (1, 256):
         obs = jax.random.normal(jax.random.PRNGKey(3), (batch, o))
         k = jax.random.PRNGKey(4)

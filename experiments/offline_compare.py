@@ -30,7 +30,9 @@ from absl import flags, logging  # noqa: E402
 
 from jaxdiff.diffusion import vpsde  # noqa: E402
 from jaxdiff.envs.evaluate import evaluate_policy  # noqa: E402
-from jaxdiff.srpo import baselines, behavior, critic, pipeline, policy, train  # noqa: E402
+from jaxdiff.data.minari_data import eval_env_id  # noqa: E402
+from jaxdiff.srpo import behavior, critic, stages, train  # noqa: E402
+from jaxdiff.srpo.data import configure, load_dataset, normalized_score  # noqa: E402
 from jaxdiff.train import cli  # noqa: E402
 from jaxdiff.train.checkpoint import Checkpointer  # noqa: E402
 from jaxdiff.train.logging import write_json  # noqa: E402
@@ -78,11 +80,10 @@ def return_to_go(data, gamma: float) -> np.ndarray:
     return out
 
 
-def eps_loss_fixed(b_state, obs, act, key, reps: int = 4):
+def eps_loss_fixed(cfg, b_state, obs, act, key, reps: int = 4):
     """Behavior eps loss with dropout off and fixed (t, z) draws: comparable across rungs and seeds."""
     def one(k):
-        return vpsde.eps_loss(k, lambda x, t: behavior.eps(b_state.variables, b_state.cfg, b_state.action_dim, x, t,
-                                                           obs), act)
+        return vpsde.eps_loss(k, lambda x, t: behavior.eps(b_state.variables, cfg, act.shape[-1], x, t, obs), act)
     return jnp.mean(jax.vmap(one)(jax.random.split(key, reps)))
 
 
@@ -101,7 +102,7 @@ def evaluate_lanes(act_lanes, n_lanes: int, env_id: str, episodes: int, seed: in
     seeds = [seed + i for _ in range(n_lanes) for i in range(episodes)]
     res = evaluate_policy(env_id, act_fn, num_episodes=n_lanes * episodes, seeds=seeds)
     ret = res["returns"].reshape(n_lanes, episodes)
-    return np.vectorize(lambda x: pipeline.normalized_score(float(x), dataset))(ret)
+    return np.vectorize(lambda x: normalized_score(float(x), dataset))(ret)
 
 
 def main(argv):
@@ -122,17 +123,18 @@ def main(argv):
             raise cli.FlagError(f"--{name}: {v} must be a positive multiple of --chunk={FLAGS.chunk}")
     if not 0.0 < FLAGS.holdout < 0.5:
         raise cli.FlagError(f"--holdout={FLAGS.holdout}: give a fraction in (0, 0.5)")
-    dataset = pipeline.load_dataset(env)
+    dataset = load_dataset(env)
     if dataset.kind != "locomotion":
         raise cli.FlagError(f"--env={env}: offline_compare runs gymnasium locomotion datasets only")
-    cfg0 = pipeline.configure(env)
+    cfg0 = configure(env)
     betas = [float(b) for b in FLAGS.beta] if FLAGS.beta else [cfg0.beta * f for f in (0.25, 1.0, 4.0)]
-    cfg = pipeline.configure(env, behavior_steps=ladder[-1], behavior_batch=FLAGS.behavior_batch,
+    cfg = configure(env, behavior_steps=ladder[-1], behavior_batch=FLAGS.behavior_batch,
                              critic_steps=FLAGS.critic_steps, policy_steps=FLAGS.policy_steps)
     tag = env.replace("/", "_")
     workdir = FLAGS.workdir or os.path.join("runs", f"compare_{tag}")
     out_path = FLAGS.out or os.path.join("results", f"srpo_{tag}.json")
-    env_id = pipeline.eval_env_id(dataset)
+    env_id = eval_env_id(dataset)
+    algos = stages.make(cfg, dataset.obs_dim, dataset.action_dim, FLAGS.awr_temperature)
     n = dataset.data.reward.shape[0]
     n_train = int(round(n * (1 - FLAGS.holdout)))
     full = jax.tree.map(np.asarray, dataset.data)
@@ -143,14 +145,15 @@ def main(argv):
     wall = {}
 
     # ---------------------------------------------------------------- (a) behavior ladder, (b) critic
-    inits = [pipeline.init_states(s, dataset.obs_dim, dataset.action_dim, cfg, upto="critic") for s in range(S)]
+    jit_inits = {st: jax.jit(algos.stage(st).init) for st in ("behavior", "critic")}  # faster than op by op
+    inits = [{st: f(stages.stage_keys(s, st)[0]) for st, f in jit_inits.items()} for s in range(S)]
     b_state, c_state = stack([i["behavior"] for i in inits]), stack([i["critic"] for i in inits])
-    b_keys = jnp.stack([pipeline.stage_keys(s, "behavior")[1] for s in range(S)])
-    c_keys = jnp.stack([pipeline.stage_keys(s, "critic")[1] for s in range(S)])
+    b_keys = jnp.stack([stages.stage_keys(s, "behavior")[1] for s in range(S)])
+    c_keys = jnp.stack([stages.stage_keys(s, "critic")[1] for s in range(S)])
     chunk = FLAGS.chunk
-    b_chunk = jax.jit(jax.vmap(lambda st, k: train.behavior_chunk(st, data, k, chunk)), donate_argnums=0)
-    c_chunk = jax.jit(jax.vmap(lambda st, k: train.critic_chunk(st, data, k, chunk)), donate_argnums=0)
-    b_loss = jax.jit(jax.vmap(eps_loss_fixed, in_axes=(0, None, None, None)))
+    b_chunk = jax.jit(jax.vmap(lambda st, k: train.chunk(algos.behavior, st, data, k, chunk)), donate_argnums=0)
+    c_chunk = jax.jit(jax.vmap(lambda st, k: train.chunk(algos.critic, st, data, k, chunk)), donate_argnums=0)
+    b_loss = jax.jit(jax.vmap(lambda b, o, a, k: eps_loss_fixed(cfg, b, o, a, k), in_axes=(0, None, None, None)))
     b_ck, c_ck = Checkpointer(os.path.join(workdir, "behavior"), None), Checkpointer(os.path.join(workdir, "critic"), 1)
 
     def ensure_critic(c_state):
@@ -173,7 +176,7 @@ def main(argv):
     def critic_quality(c):
         from jaxdiff.nets import ValueNet
         v = ValueNet(hidden=hidden).apply(c.v_params, probe.obs)
-        q = jnp.min(critic.q_values(c.q_target, c.cfg, probe.obs, probe.action), axis=0)
+        q = jnp.min(critic.q_values(c.q_target, cfg, probe.obs, probe.action), axis=0)
         return v, q
 
     v, q = jax.vmap(critic_quality)(c_state)
@@ -187,16 +190,14 @@ def main(argv):
     say("critic quality %s", critic_q)
 
     # policies: BC and AWR once; SRPO per rung x beta
-    pol_chunk_srpo = jax.jit(jax.vmap(lambda st, k: train.policy_chunk(st, data, k, chunk)), donate_argnums=0)
+    pol_chunk_srpo = jax.jit(jax.vmap(lambda st, k: train.chunk(algos.policy, st, data, k, chunk)), donate_argnums=0)
     awr_T = FLAGS.awr_temperature
 
-    def reg_chunk(p, c, k, kind):
-        upd = baselines.bc_update if kind == "bc" else baselines.make_awr_update(c, awr_T)
-        return train.train_chunk(upd, p, data, k, chunk, cfg.policy_batch)
-
-    pol_chunk_reg = {kind: jax.jit(jax.vmap(lambda p, c, k, kind=kind: reg_chunk(p, c, k, kind)), donate_argnums=0)
+    # BC / AWR states hold their frozen critic (AWR: target Q and V), so a chunk needs nothing else
+    pol_chunk_reg = {kind: jax.jit(jax.vmap(lambda p, k, kind=kind: train.chunk(getattr(algos, kind), p, data, k,
+                                                                                  chunk)), donate_argnums=0)
                      for kind in ("bc", "awr")}
-    act_lanes = jax.jit(jax.vmap(lambda p, o: policy.act(p, o)))
+    act_lanes = jax.jit(jax.vmap(lambda p, o: algos.policy.act(p, o, None)))
     E = FLAGS.eval_episodes
 
     def train_policies(states, step_fn, n_lanes, keys):
@@ -235,11 +236,11 @@ def main(argv):
         if results["ladder"]:
             plot(summary, out_path[:-5] + ".png")
 
-    p_keys = jnp.stack([pipeline.stage_keys(s, "policy")[1] for s in range(S)])
+    p_keys = jnp.stack([stages.stage_keys(s, "policy")[1] for s in range(S)])
     for kind in ("bc", "awr"):
-        p0 = stack([policy.init(pipeline.stage_keys(s, "policy")[0], dataset.obs_dim, dataset.action_dim, cfg,
-                                unstack(b_state, S)[s], unstack(c_state, S)[s]) for s in range(S)])
-        _, curve, secs, m = train_policies(p0, lambda st, k, kind=kind: pol_chunk_reg[kind](st, c_state, k), S, p_keys)
+        p0 = stack([getattr(algos, kind).init(stages.stage_keys(s, "policy")[0], unstack(b_state, S)[s],
+                                              unstack(c_state, S)[s]) for s in range(S)])
+        _, curve, secs, m = train_policies(p0, pol_chunk_reg[kind], S, p_keys)
         results[kind] = {"final_score_per_seed": curve[-1]["score_per_lane"], "curve": curve, "train_s": secs,
                          "final_metrics": m}
         say("%s final %s", kind, curve[-1]["score_per_lane"])
@@ -248,7 +249,7 @@ def main(argv):
     if done:
         _, b_state = b_ck.restore(b_state, done)
     t_b = 0.0
-    sample_lanes = jax.jit(jax.vmap(lambda b, o, k: behavior.sample(b, o, k)), static_argnums=())
+    sample_lanes = jax.jit(jax.vmap(lambda b, o, k: algos.behavior.act(b, o, k)))
     for rung in ladder:
         if rung < done:
             raise cli.FlagError(f"{workdir} holds a behavior model at {done} > rung {rung}; use a new --workdir")
@@ -272,8 +273,8 @@ def main(argv):
         bs, cs = unstack(b_state, S), unstack(c_state, S)
         lanes = []
         for s in range(S):
-            p = policy.init(pipeline.stage_keys(s, "policy")[0], dataset.obs_dim, dataset.action_dim, cfg, bs[s], cs[s])
-            lanes += [p.replace(beta=jnp.float32(b)) for b in betas]
+            p = algos.policy.init(stages.stage_keys(s, "policy")[0], bs[s], cs[s])
+            lanes += [p.replace(hparams={**p.hparams, "beta": jnp.float32(b)}) for b in betas]
         keys = jnp.repeat(p_keys, len(betas), axis=0)
         _, curve, secs, m = train_policies(stack(lanes), pol_chunk_srpo, len(lanes), keys)
         per = np.asarray(curve[-1]["score_per_lane"]).reshape(S, len(betas))

@@ -21,7 +21,7 @@ TD3: gamma tau policy_noise noise_clip exploration_noise) takes a comma-separate
 crossed with the seeds; a list for a size (n_d, batch_size, ...) is refused. Outputs then hold all runs:
 metrics.jsonl records carry "run", curves.png shows mean +- std per sweep point, summary.json has per-run scores
 and aggregates (mean, std, IQM, 95% bootstrap CI) per sweep point, checkpoints/ is one stacked checkpoint
-(`qvpo.load_policy(workdir, seed=s[, entropy_alpha=...])` or `run=k` restores one run). One run has the same
+(`jaxdiff.load_policy(workdir, seed=s[, entropy_alpha=...])` or `run=k` restores one run). One run has the same
 layout (one "run" 0). On the bandit with one seed the with/without-entropy comparison is a second run in
 <workdir>/no_entropy; with many runs it becomes a sweep point.
 

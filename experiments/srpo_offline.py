@@ -11,15 +11,15 @@
 Hyperparameters: SRPOConfig defaults (official code) <- the task's preset (beta, tau, policy depth, Q-grad norm)
 <- any flag given here. Outputs in --workdir: metrics.jsonl, summary.json, curves_*.png, checkpoints/.
 
-Many runs in one process (jaxdiff.srpo.multi): --num_seeds=N trains seeds --seed .. --seed+N-1 together, and
+Many runs in one process (jaxdiff.srpo.driver, the same code as one run): --num_seeds=N trains seeds --seed .. --seed+N-1 together, and
 --beta, --tau, --gamma, --behavior_lr, --critic_lr, --policy_lr take comma-separated lists that are crossed with
 the seeds. States are stacked on a run axis, every stage's jitted chunk is vmapped over it, and the runs are
 sharded over all visible devices (--shard_batch splits the behavior minibatch over them instead). A stage trains
 only its distinct runs: a beta sweep reuses one behavior model and one critic per seed. Outputs: metrics.jsonl
 records carry "run" and the run's values, curves_*.png show the mean +- std over seeds per sweep point,
 summary.json has per-run scores and per-point aggregates (mean, std, IQM, bootstrap CI), checkpoints are stacked:
-jaxdiff.srpo.load_policy(workdir, seed=s[, beta=b]) or run=k restores one run. --num_seeds=1 with single values
-is the plain single run, outputs unchanged.
+jaxdiff.load_policy(workdir, seed=s[, beta=b]) or run=k restores one run. --num_seeds=1 with single values
+is the single run: a list of one run point, the same outputs.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ flags.DEFINE_string("env", "bandit-imbalanced", "Minari id, D4RL-style short nam
 flags.DEFINE_integer("seed", 0, "Training seed; the first of --num_seeds.")
 flags.DEFINE_integer("num_seeds", 1, "Seeds trained together in one vmapped process (--seed, --seed+1, ...).")
 flags.DEFINE_bool("shard_batch", False, "Data parallel behavior training: split each behavior minibatch over all "
-                  "devices (runs replicated) instead of sharding the runs. Uses the multi-run driver.")
+                  "devices (runs replicated) instead of sharding the runs.")
 flags.DEFINE_string("workdir", None, "Output directory (default runs/srpo_<env>_<seed>; many runs: "
                     "runs/srpo_<env>_<seed>x<num_seeds>[_<swept names>]).")
 flags.DEFINE_enum("stage", "all", ["behavior", "critic", "policy", "all"], "Which stage(s) to run; later stages "
@@ -122,11 +122,12 @@ def check_flags() -> None:
 
 def _run() -> dict:
     check_flags()
-    from jaxdiff.srpo import multi, pipeline
+    from jaxdiff import srpo
+    from jaxdiff.srpo.data import is_bandit
     from jaxdiff.train import sweep
     overrides, sweeps = parse_sweeps()
-    cfg = pipeline.configure(FLAGS.env, **{k: getattr(FLAGS, k) for k in _CONFIG_FLAGS}, **overrides)
-    toy = pipeline.is_bandit(FLAGS.env)
+    cfg = srpo.configure(FLAGS.env, **{k: getattr(FLAGS, k) for k in _CONFIG_FLAGS}, **overrides)
+    toy = is_bandit(FLAGS.env)
     log_every = FLAGS.log_every or (250 if toy else 1000)
     if FLAGS.eval_every is not None:
         eval_every = FLAGS.eval_every
@@ -137,36 +138,23 @@ def _run() -> dict:
     checkpoint_every = FLAGS.checkpoint_every
     if checkpoint_every is None:
         checkpoint_every = _round_up(1000 if toy else 50_000, log_every)
-    run_cfg = pipeline.RunConfig(
+    run_cfg = srpo.RunConfig(
         env=FLAGS.env, seed=FLAGS.seed, workdir=FLAGS.workdir, stage=FLAGS.stage, resume=FLAGS.resume,
         overwrite=FLAGS.overwrite, log_every=log_every, eval_every=eval_every, checkpoint_every=checkpoint_every,
         eval_episodes=FLAGS.eval_episodes, eval_seed=FLAGS.eval_seed, ref_min_score=FLAGS.ref_min_score,
         ref_max_score=FLAGS.ref_max_score, progress_bar=FLAGS.progress, plots=FLAGS.plots,
         tensorboard=FLAGS.tensorboard,
     )
-    if FLAGS.num_seeds == 1 and not sweeps and not FLAGS.shard_batch:
-        return pipeline.run(run_cfg, cfg)  # the single run, exactly as before
-    points = sweep.grid(FLAGS.num_seeds, FLAGS.seed, **sweeps)
-    logging.info("%d runs (%d seeds x %d sweep points) over %s", len(points), FLAGS.num_seeds,
-                 len(points) // FLAGS.num_seeds, sweeps or "no sweep")
-    return multi.run_many(run_cfg, cfg, points, shard_batch=FLAGS.shard_batch)
+    points = sweep.grid(FLAGS.num_seeds, FLAGS.seed, **sweeps)  # one run: [{"seed": --seed}]
+    if len(points) > 1:
+        logging.info("%d runs (%d seeds x %d sweep points) over %s", len(points), FLAGS.num_seeds,
+                     len(points) // FLAGS.num_seeds, sweeps or "no sweep")
+    return srpo.run(run_cfg, cfg, points, shard_batch=FLAGS.shard_batch)
 
 
 def _brief(summary: dict) -> dict:
-    """What the launcher prints: the run, its speed and its score (per sweep point for many runs)."""
+    """What the launcher prints: the run(s), speed and score (per sweep point; one run: its evaluation)."""
     steps_per_s = {k: round(v.get("steps_per_s", 0.0), 1) for k, v in summary["timing"].items()}
-    if "runs" not in summary:
-        brief = {"workdir": summary["workdir"], "env": summary["env"], "seed": summary["seed"],
-                 "steps_per_s": steps_per_s}
-        if "eval" in summary:
-            ev = summary["eval"]
-            brief.update(mean_return=ev["mean_return"], std_return=ev["std_return"],
-                         normalized_score=ev["normalized_score"])
-            if "action" in ev:
-                brief.update(action=ev["action"], support_mass=ev["support_mass"], in_support=ev["in_support"])
-                if "note" in ev:
-                    brief["note"] = ev["note"]
-        return brief
     brief = {"workdir": summary["workdir"], "env": summary["env"], "num_runs": summary["num_runs"],
              "seeds": summary["seeds"], "sweep": summary["sweep"], "devices": summary["devices"],
              "steps_per_s": steps_per_s, "groups": []}
@@ -176,6 +164,13 @@ def _brief(summary: dict) -> dict:
             if key in g:
                 row[key] = {k: g[key][k] for k in ("mean", "std", "iqm", "ci95")}
         brief["groups"].append(row)
+    if summary["num_runs"] == 1 and "eval" in summary["runs"][0]:
+        ev = summary["runs"][0]["eval"]
+        brief.update(mean_return=ev["mean_return"], std_return=ev["std_return"],
+                     normalized_score=ev["normalized_score"])
+        for key in ("action", "support_mass", "in_support", "note"):
+            if key in ev:
+                brief[key] = ev[key]
     return brief
 
 

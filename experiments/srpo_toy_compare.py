@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdiff.srpo import baselines, behavior, critic, pipeline, policy, train
+from jaxdiff.srpo import stages, train
+from jaxdiff.srpo.data import bandit_record, configure, load_dataset
 from jaxdiff.srpo.config import SRPOConfig
 
 LANES = ("srpo", "bc", "awr", "srpo_no_critic")
@@ -36,46 +37,46 @@ COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
 def seed_keys(seed: int) -> jax.Array:
-    """(init, train) keys of the behavior, critic and policy stages, as pipeline.stage_keys gives the launcher."""
-    return jnp.stack([k for stage in ("behavior", "critic", "policy") for k in pipeline.stage_keys(seed, stage)])
+    """(init, train) keys of the behavior, critic and policy stages, as the driver derives them."""
+    return jnp.stack([k for stage in ("behavior", "critic", "policy") for k in stages.stage_keys(seed, stage)])
 
 
 def _train_all(keys: jax.Array, data, cfg: SRPOConfig, awr_temperature: float | None) -> dict:
     """One seed: init, behavior -> critic -> the four policies (SRPO and its control vmapped); final actions.
 
-    Initialising inside the one jitted call saves the separate compiles of pipeline.init_states' jitted inits."""
+    Initialising inside the one jitted call saves the separate compiles of the driver's jitted inits."""
+    algos = stages.make(cfg, 1, 2, 3.0 if awr_temperature is None else awr_temperature)
     ki_b, k_b, ki_c, k_c, ki_p, k_p = keys
-    b = behavior.init(ki_b, 1, 2, cfg)
-    c = critic.init(ki_c, 1, 2, cfg)
-    b, _ = train.behavior_chunk(b, data, k_b, cfg.behavior_steps)
-    c, _ = train.critic_chunk(c, data, k_c, cfg.critic_steps)
-    p0 = policy.init(ki_p, 1, 2, cfg, b, c)
+    b = algos.behavior.init(ki_b)
+    c = algos.critic.init(ki_c)
+    b, _ = train.chunk(algos.behavior, b, data, k_b, cfg.behavior_steps)
+    c, _ = train.chunk(algos.critic, c, data, k_c, cfg.critic_steps)
+    p0 = algos.policy.init(ki_p, b, c)
     no_critic = p0.replace(q_params=jax.tree.map(jnp.zeros_like, p0.q_params))  # Q == 0, so grad_a Q == 0
     srpo_pair = jax.tree.map(lambda *x: jnp.stack(x), p0, no_critic)
-    srpo_pair, _ = jax.vmap(lambda p: train.policy_chunk(p, data, k_p, cfg.policy_steps))(srpo_pair)
-    bc, _ = train.train_chunk(baselines.bc_update, p0, data, k_p, cfg.policy_steps, cfg.policy_batch)
+    srpo_pair, _ = jax.vmap(lambda p: train.chunk(algos.policy, p, data, k_p, cfg.policy_steps))(srpo_pair)
+    bc, _ = train.chunk(algos.bc, algos.bc.init(ki_p, b, c), data, k_p, cfg.policy_steps)
     s0 = jnp.zeros((1, 1))
-    srpo_a = jax.vmap(lambda p: policy.act(p, s0)[0])(srpo_pair)
-    out = {"srpo": srpo_a[0], "bc": policy.act(bc, s0)[0], "srpo_no_critic": srpo_a[1]}
+    srpo_a = jax.vmap(lambda p: algos.policy.act(p, s0, None)[0])(srpo_pair)
+    out = {"srpo": srpo_a[0], "bc": algos.bc.act(bc, s0, None)[0], "srpo_no_critic": srpo_a[1]}
     if awr_temperature is not None:
-        awr, _ = train.train_chunk(baselines.make_awr_update(c, awr_temperature), p0, data, k_p, cfg.policy_steps,
-                                   cfg.policy_batch)
-        out["awr"] = policy.act(awr, s0)[0]
+        awr, _ = train.chunk(algos.awr, algos.awr.init(ki_p, b, c), data, k_p, cfg.policy_steps)
+        out["awr"] = algos.awr.act(awr, s0, None)[0]
     return out
 
 
 def compare(env: str = "bandit-mixed-quality", seeds=(0, 1, 2), cfg: SRPOConfig | None = None,
             awr_temperature: float | None = 3.0):
-    """(dataset, {lane: [pipeline.bandit_record per seed]}); cfg defaults to the preset with the SHORT budget.
+    """(dataset, {lane: [bandit_record per seed]}); cfg defaults to the preset with the SHORT budget.
 
     awr_temperature=None leaves the AWR lane out (one compile less)."""
-    ds = pipeline.load_dataset(env)
-    cfg = cfg or pipeline.configure(env, **SHORT)
+    ds = load_dataset(env)
+    cfg = cfg or configure(env, **SHORT)
     data = jax.device_put(ds.data)
     keys = jnp.stack([seed_keys(s) for s in seeds])
     fn = jax.jit(jax.vmap(lambda k: _train_all(k, data, cfg, awr_temperature)), compiler_options=COMPILER_OPTIONS)
     actions = jax.tree.map(np.asarray, fn(keys))
-    return ds, {lane: [pipeline.bandit_record(actions[lane][i], ds) for i in range(len(seeds))] for lane in actions}
+    return ds, {lane: [bandit_record(actions[lane][i], ds) for i in range(len(seeds))] for lane in actions}
 
 
 def _main() -> None:
@@ -93,7 +94,7 @@ def _main() -> None:
     def main(argv):
         del argv
         seeds = [int(s) for s in FLAGS.seeds]
-        cfg = pipeline.configure(FLAGS.env, **{name: getattr(FLAGS, name) for name in SHORT})
+        cfg = configure(FLAGS.env, **{name: getattr(FLAGS, name) for name in SHORT})
         t0 = time.time()
         ds, recs = compare(FLAGS.env, seeds, cfg, FLAGS.awr_temperature)
         wall = time.time() - t0

@@ -129,7 +129,8 @@ def load_state(directory: str, *, step: int | None = None, run: int | None = Non
     finally:
         ckpt.close()
     if points is not None:
-        k = select_run(points, run=run, seed=seed, **where)
+        one = len(points) == 1 and run is None and seed is None and not where  # a run of one needs no selector
+        k = 0 if one else select_run(points, run=run, seed=seed, **where)
         state = jax.tree.map(lambda x: x[k], state)
         meta = {**meta, "run": k, "point": points[k]}
     elif run not in (None, 0) or where or seed is not None:

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdiff.data import bandits
-from jaxdiff.srpo import pipeline
+from jaxdiff import srpo
+from jaxdiff.srpo.data import bandit_record
 from jaxdiff.srpo.plots import bandit_figure
 from jaxdiff.train import logging as logging_lib
 from jaxdiff.train import multirun, online
@@ -33,17 +34,18 @@ def test_bandit_variants_get_different_titles():
 
 
 def test_srpo_toy_says_when_the_action_is_outside_the_support(tmp_path):
-    ds = pipeline.load_dataset("bandit-imbalanced")
+    ds = srpo.load_dataset("bandit-imbalanced")
     mode = np.asarray(ds.data.action[np.argmax(ds.data.reward[:5000])])  # a data point: inside
-    inside = pipeline.bandit_record(mode, ds)
-    outside = pipeline.bandit_record(np.zeros(2, np.float32), ds)  # the centre, between the four modes
+    inside = bandit_record(mode, ds)
+    outside = bandit_record(np.zeros(2, np.float32), ds)  # the centre, between the four modes
     assert inside["in_support"] and "note" not in inside
     assert not outside["in_support"] and "outside the data's support" in outside["note"]
     assert outside["support_mass"] < bandits.SUPPORT_THRESHOLD
 
-    cfg = pipeline.configure("bandit-imbalanced", behavior_width=16, behavior_blocks=1, critic_width=16,
+    cfg = srpo.configure("bandit-imbalanced", behavior_width=16, behavior_blocks=1, critic_width=16,
                              policy_width=16)
-    abstract = jax.eval_shape(lambda: pipeline.init_states(0, ds.obs_dim, ds.action_dim, cfg))
+    algos = srpo.make(cfg, ds.obs_dim, ds.action_dim)
+    abstract = jax.eval_shape(lambda: srpo.init_states(algos, 0))
     zeros = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), abstract)  # a zero policy acts at (0, 0)
-    fig = bandit_figure(zeros["behavior"], zeros["policy"], ds, str(tmp_path / "bandit.png"), num_samples=64)
+    fig = bandit_figure(algos, zeros["behavior"], zeros["policy"], ds, str(tmp_path / "bandit.png"), num_samples=64)
     assert "OUTSIDE the data's support" in fig._suptitle.get_text()

@@ -13,7 +13,7 @@ import pytest
 from test_online_runner import _cfg, dummy_agent
 
 import jaxdiff
-from jaxdiff.srpo import pipeline
+from jaxdiff import srpo
 from jaxdiff.train import cli, divergence, online
 from jaxdiff.train import logging as logging_lib
 from jaxdiff.train.checkpoint import MARK, CheckpointError, Checkpointer
@@ -84,25 +84,25 @@ def test_online_resume_skips_a_truncated_step_and_reports_progress(tmp_path, mon
 
 
 def test_srpo_resume_skips_a_truncated_step_and_divergence_stops_the_stage(tmp_path, caplog, capsys):
-    cfg = pipeline.configure("bandit-imbalanced", critic_steps=20, **TINY)
-    run = pipeline.RunConfig(workdir=str(tmp_path / "a"), stage="critic", log_every=10, checkpoint_every=10,
+    cfg = srpo.configure("bandit-imbalanced", critic_steps=20, **TINY)
+    run = srpo.RunConfig(workdir=str(tmp_path / "a"), stage="critic", log_every=10, checkpoint_every=10,
                              progress_bar=False, plots=False)
-    pipeline.run(run, cfg)
+    srpo.run(run, cfg)
     _truncate(tmp_path / "a" / "checkpoints" / "critic" / "20")
     with caplog.at_level(logging.INFO):
-        s = pipeline.run(pipeline.RunConfig(**{**run.__dict__, "resume": True}), cfg)
+        s = srpo.run(srpo.RunConfig(**{**run.__dict__, "resume": True}), cfg)
     assert s["stages"]["critic"]["steps"] == 20
     assert any("skipping checkpoint step 20" in r.getMessage() for r in caplog.records)
     assert any("restored step 10" in r.getMessage() for r in caplog.records)
 
     # rewards of 1e38 (the same compiled chunk as above; a huge --critic_lr does the same but compiles again):
     # the critic goes non-finite; the launcher's error handling gives one line and exit code 2
-    ds = pipeline.load_dataset("bandit-imbalanced")
+    ds = srpo.load_dataset("bandit-imbalanced")
     ds.data = ds.data.replace(reward=ds.data.reward * 1e38)
     wd = tmp_path / "b"
     with pytest.raises(SystemExit) as e:
-        cli.guarded(lambda argv: pipeline.run(pipeline.RunConfig(**{**run.__dict__, "workdir": str(wd)}), cfg,
-                                              ds))(["x"])
+        cli.guarded(lambda argv: srpo.run(srpo.RunConfig(**{**run.__dict__, "workdir": str(wd)}), cfg,
+                                          dataset=ds))(["x"])
     assert e.value.code == cli.EXIT_DIVERGED
     line = capsys.readouterr().err.strip()
     assert "\n" not in line and "critic stage diverged at step 10" in line and "--critic_lr" in line
@@ -157,14 +157,14 @@ def _zeros_like(init):
 def test_srpo_and_qvpo_act_accept_one_or_a_batch_and_refuse_other_shapes(tmp_path):
     from jaxdiff import qvpo
 
-    ds = pipeline.load_dataset("bandit-imbalanced")
-    cfg = pipeline.configure("bandit-imbalanced", **TINY)
+    ds = srpo.load_dataset("bandit-imbalanced")
+    cfg = srpo.configure("bandit-imbalanced", **TINY)
     wd = str(tmp_path / "srpo")
-    ck = Checkpointer(pipeline.ckpt_dir(wd, "policy"))
-    ck.save(0, _zeros_like(lambda: pipeline.init_states(0, ds.obs_dim, ds.action_dim, cfg)["policy"]),
-            pipeline.checkpoint_config(cfg, pipeline.RunConfig(workdir=wd), ds, "policy"))
-    ck.close()
-    _check_act(pipeline.load_policy(wd), ds.obs_dim, ds.action_dim)
+    algos = srpo.make(cfg, ds.obs_dim, ds.action_dim)
+    k = jax.random.PRNGKey(0)
+    jaxdiff.save(wd, algos.policy, _zeros_like(lambda: algos.policy.init(k, algos.behavior.init(k),
+                                                                          algos.critic.init(k))))
+    _check_act(srpo.load_policy(wd), ds.obs_dim, ds.action_dim)
 
     qc = qvpo.QVPOConfig(batch_size=4, diffusion_steps=2, n_d=2, k_b=1, k_t=1, k_eval=2, n_uniform=0,
                          actor_hidden=8, actor_layers=1, critic_hidden=(8,))

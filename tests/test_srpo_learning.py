@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from jaxdiff.data import bandits
-from jaxdiff.srpo import behavior, critic, pipeline, policy, train
+from jaxdiff import srpo
+from jaxdiff.srpo import train
 
 SUPPORT = 0.002  # >= 0.2% of behavior actions within 0.1 of the action (about 2.5 std of the rare best mode)
 
@@ -26,26 +27,29 @@ def _score(ds, a):
 
 @pytest.fixture(scope="module")
 def toy():
-    ds = pipeline.load_dataset("bandit-imbalanced")
-    cfg = pipeline.configure("bandit-imbalanced")  # the toy preset, the same as the default launcher run
+    ds = srpo.load_dataset("bandit-imbalanced")
+    cfg = srpo.configure("bandit-imbalanced")  # the toy preset, the same as the default launcher run
+    algos = srpo.make(cfg, 1, 2)
     data = jax.device_put(ds.data)
-    states = pipeline.init_states(0, 1, 2, cfg, upto="critic")
+    chunk = jax.jit(train.chunk, static_argnums=0, static_argnames="num_steps")
     k_b, k_c, k_p = jax.random.split(jax.random.PRNGKey(0), 3)
-    b, _ = jax.jit(train.behavior_chunk, static_argnames="num_steps")(states["behavior"], data, k_b,
-                                                                      num_steps=cfg.behavior_steps)
-    c, _ = jax.jit(train.critic_chunk, static_argnames="num_steps")(states["critic"], data, k_c, num_steps=cfg.critic_steps)
-    p0 = policy.init(jax.random.PRNGKey(1), 1, 2, cfg, b, c)
+    b, _ = chunk(algos.behavior, jax.jit(algos.behavior.init)(srpo.stage_keys(0, "behavior")[0]), data, k_b,
+                 num_steps=cfg.behavior_steps)
+    c, _ = chunk(algos.critic, jax.jit(algos.critic.init)(srpo.stage_keys(0, "critic")[0]), data, k_c,
+                 num_steps=cfg.critic_steps)
+    p0 = algos.policy.init(jax.random.PRNGKey(1), b, c)
     no_score = p0.replace(behavior=jax.tree.map(jnp.zeros_like, p0.behavior))  # eps_hat == 0: no KL term at all
-    lanes = {"srpo": p0, "beta x100": p0.replace(beta=p0.beta * 100), "beta /100": p0.replace(beta=p0.beta / 100),
-             "no score term": no_score}
+    beta = p0.hparams["beta"]
+    lanes = {"srpo": p0, "beta x100": p0.replace(hparams={**p0.hparams, "beta": beta * 100}),
+             "beta /100": p0.replace(hparams={**p0.hparams, "beta": beta / 100}), "no score term": no_score}
     stacked = jax.tree.map(lambda *x: jnp.stack(x), *lanes.values())
 
     def train_and_act(p):
-        p, _ = train.policy_chunk(p, data, k_p, cfg.policy_steps)
-        return policy.act(p, jnp.zeros((1, 1)))[0]
+        p, _ = train.chunk(algos.policy, p, data, k_p, cfg.policy_steps)
+        return algos.policy.act(p, jnp.zeros((1, 1)), None)[0]
 
     actions = np.asarray(jax.jit(jax.vmap(train_and_act))(stacked))
-    return ds, dict(zip(lanes, actions)), b
+    return ds, dict(zip(lanes, actions)), (algos, b)
 
 
 def _report(ds, actions):
@@ -77,8 +81,8 @@ def test_broken_variants_fail(toy, variant):
 
 @pytest.mark.slow
 def test_behavior_model_samples_the_modes(toy):
-    ds, _, b = toy
-    samples = np.asarray(jax.jit(behavior.sample)(b, jnp.zeros((1000, 1)), jax.random.PRNGKey(2)))
+    ds, _, (algos, b) = toy
+    samples = np.asarray(jax.jit(algos.behavior.act)(b, jnp.zeros((1000, 1)), jax.random.PRNGKey(2)))
     ang = np.deg2rad(45 + 90 * np.arange(4))
     centers = 0.7 * np.stack([np.cos(ang), np.sin(ang)], -1)
     nearest = np.argmin(np.linalg.norm(samples[:, None] - centers[None], axis=-1), axis=1)

@@ -1,4 +1,4 @@
-"""Many SRPO runs in one process (jaxdiff.srpo.multi): run k of a vmapped seeds x beta run equals the single run()
+"""Many SRPO runs in one process (jaxdiff.srpo.run with a list of points): run k of a vmapped seeds x beta run equals the single run()
 with the same seed and beta, the sweep applies each beta (and trains one behavior model and critic per seed), a
 killed multi-run resumes exactly, a run sharded over 4 forced CPU devices equals the unsharded one, a
 batch-sharded behavior update equals the unsharded one (subprocess), and the launcher with --num_seeds and a
@@ -16,7 +16,9 @@ import jax
 import numpy as np
 import pytest
 
-from jaxdiff.srpo import multi, pipeline, stacked
+from jaxdiff import srpo
+from jaxdiff.srpo import stages
+from jaxdiff.train import hparams as hparams_lib
 from jaxdiff.train import checkpoint as ckpt_lib
 from jaxdiff.train import sweep
 
@@ -27,14 +29,14 @@ BETAS = [0.01, 30.0]
 
 
 def _cfg():
-    return pipeline.configure("bandit-imbalanced", behavior_steps=40, critic_steps=40, policy_steps=60,
+    return srpo.configure("bandit-imbalanced", behavior_steps=40, critic_steps=40, policy_steps=60,
                               policy_lr=3e-3, **TINY)
 
 
 def _run_cfg(workdir, **kw):
     base = dict(env="bandit-imbalanced", workdir=str(workdir), log_every=20, checkpoint_every=0, eval_every=0,
                 progress_bar=False, plots=False)
-    return pipeline.RunConfig(**{**base, **kw})
+    return srpo.RunConfig(**{**base, **kw})
 
 
 def _max_diff(a, b) -> float:
@@ -47,8 +49,8 @@ def _max_diff(a, b) -> float:
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("srpo_multi")
     points = sweep.grid(2, 0, beta=BETAS)  # runs: (seed 0, 0.01), (1, 0.01), (0, 30), (1, 30)
-    m = multi.run_many(_run_cfg(tmp / "multi"), _cfg(), points)
-    s = pipeline.run(_run_cfg(tmp / "single", seed=1), _cfg().replace(beta=BETAS[1]))
+    m = srpo.run(_run_cfg(tmp / "multi"), _cfg(), points)
+    s = srpo.run(_run_cfg(tmp / "single", seed=1), _cfg().replace(beta=BETAS[1]))
     return tmp, points, m, s
 
 
@@ -57,15 +59,16 @@ def test_run_k_equals_single_run(runs):
     tmp, points, m, s = runs
     k = 3
     assert points[k] == {"seed": 1, "beta": BETAS[1]}
-    mine = pipeline.load_policy_state(str(tmp / "multi"), seed=1, beta=BETAS[1])
-    ref = pipeline.load_policy_state(str(tmp / "single"))
+    mine = srpo.load_policy_state(str(tmp / "multi"), seed=1, beta=BETAS[1])
+    ref = srpo.load_policy_state(str(tmp / "single"))
     # the whole PolicyState: policy params, Adam state, beta, and the frozen behavior model and target critic
     diff = _max_diff(mine, ref)
     print(f"run {k} of the vmapped run vs the single run(): max |diff| over the PolicyState {diff:.2e}")
     assert diff < 1e-5
-    assert mine.cfg.beta == BETAS[1] and float(mine.beta) == pytest.approx(BETAS[1])
-    np.testing.assert_allclose(m["runs"][k]["eval"]["action"], s["eval"]["action"], atol=1e-5)
-    assert m["runs"][k]["final_eval_return"] == pytest.approx(s["eval"]["mean_return"], abs=1e-5)
+    assert float(mine.hparams["beta"]) == pytest.approx(BETAS[1])
+    s_ev = s["runs"][0]["eval"]
+    np.testing.assert_allclose(m["runs"][k]["eval"]["action"], s_ev["action"], atol=1e-5)
+    assert m["runs"][k]["final_eval_return"] == pytest.approx(s_ev["mean_return"], abs=1e-5)
     # per-run metrics mirror the single run's, stage by stage
     recs = [json.loads(x) for x in open(tmp / "multi" / "metrics.jsonl")]
     single = [json.loads(x) for x in open(tmp / "single" / "metrics.jsonl")]
@@ -73,8 +76,8 @@ def test_run_k_equals_single_run(runs):
         mine_l = [r["loss" if stage != "critic" else "q_loss"] for r in recs if r["stage"] == stage and r["run"] == idx]
         ref_l = [r["loss" if stage != "critic" else "q_loss"] for r in single if r["stage"] == stage]
         np.testing.assert_allclose(mine_l, ref_l, rtol=1e-4, atol=1e-6)
-    act = pipeline.load_policy(str(tmp / "multi"), run=k)
-    np.testing.assert_allclose(act(np.zeros((1, 1), np.float32))[0], s["eval"]["action"], atol=1e-5)
+    act = srpo.load_policy(str(tmp / "multi"), run=k)
+    np.testing.assert_allclose(act(np.zeros((1, 1), np.float32))[0], s_ev["action"], atol=1e-5)
 
 
 @pytest.mark.slow
@@ -83,7 +86,7 @@ def test_beta_sweep_shares_behavior_and_critic_and_applies_each_beta(runs):
     assert m["stage_runs"] == {"behavior": 2, "critic": 2, "policy": 4}  # one behavior model and critic per seed
     assert [r["stage_runs"]["behavior"] for r in m["runs"]] == [0, 1, 0, 1]
     pol = m["states"]["policy"]
-    np.testing.assert_allclose(np.asarray(pol.beta), [0.01, 0.01, 30.0, 30.0], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(pol.hparams["beta"]), [0.01, 0.01, 30.0, 30.0], rtol=1e-6)
     for a, b in ((0, 2), (1, 3)):  # same seed, other beta: the very same behavior model and critic
         assert _max_diff(sweep.run_slice(pol.behavior, a), sweep.run_slice(pol.behavior, b)) == 0.0
         assert _max_diff(sweep.run_slice(pol.q_params, a), sweep.run_slice(pol.q_params, b)) == 0.0
@@ -98,7 +101,7 @@ def test_beta_sweep_shares_behavior_and_critic_and_applies_each_beta(runs):
         assert g["seeds"] == [0, 1]
         assert set(g["final_eval_return"]) >= {"mean", "std", "iqm", "ci95"} and "final_eval_score" in g
     with pytest.raises(ValueError, match="matches 2 runs"):  # seed 1 is in both beta points
-        pipeline.load_policy_state(str(tmp / "multi"), seed=1)
+        srpo.load_policy_state(str(tmp / "multi"), seed=1)
 
 
 @pytest.mark.slow
@@ -114,15 +117,15 @@ def test_multi_run_resumes_exactly_and_rejects_other_runs(runs, monkeypatch):
 
     monkeypatch.setattr(ckpt_lib.Checkpointer, "save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        multi.run_many(_run_cfg(wd, checkpoint_every=20), _cfg(), points)
+        srpo.run(_run_cfg(wd, checkpoint_every=20), _cfg(), points)
     monkeypatch.setattr(ckpt_lib.Checkpointer, "save", real_save)
     with pytest.raises(ValueError, match="pass --resume"):
-        multi.run_many(_run_cfg(wd, checkpoint_every=20), _cfg(), points)
+        srpo.run(_run_cfg(wd, checkpoint_every=20), _cfg(), points)
     with pytest.raises(ValueError, match="holds the behavior runs"):
-        multi.run_many(_run_cfg(wd, checkpoint_every=20, resume=True), _cfg(), sweep.grid(3, 0, beta=BETAS))
-    with pytest.raises(ValueError, match="multi-run checkpoint"):
-        pipeline.run(_run_cfg(wd, resume=True), _cfg())
-    resumed = multi.run_many(_run_cfg(wd, checkpoint_every=20, resume=True), _cfg(), points)
+        srpo.run(_run_cfg(wd, checkpoint_every=20, resume=True), _cfg(), sweep.grid(3, 0, beta=BETAS))
+    with pytest.raises(ValueError, match="holds the behavior runs"):  # one run is not these four
+        srpo.run(_run_cfg(wd, resume=True), _cfg())
+    resumed = srpo.run(_run_cfg(wd, checkpoint_every=20, resume=True), _cfg(), points)
     assert _max_diff(resumed["states"]["policy"], m["states"]["policy"]) == 0.0
     assert [r["final_eval_return"] for r in resumed["runs"]] == [r["final_eval_return"] for r in m["runs"]]
     recs = [json.loads(x) for x in open(wd / "metrics.jsonl")]
@@ -134,29 +137,36 @@ _SHARDED = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     sys.path.insert(0, "tests")
     from test_srpo_multi import BETAS, _cfg, _run_cfg
-    from jaxdiff.srpo import multi, pipeline, stacked
+    from jaxdiff import srpo
+    from jaxdiff.srpo import driver, stages, train
     from jaxdiff.train import sweep
     assert len(jax.devices()) == 4, jax.devices()
     out_dir = sys.argv[1]
     # the fixture's run, now sharded over 4 devices (2 behavior/critic runs padded to 4, 4 policy runs)
-    m = multi.run_many(_run_cfg(out_dir + "/sharded"), _cfg(), sweep.grid(2, 0, beta=BETAS))
+    m = srpo.run(_run_cfg(out_dir + "/sharded"), _cfg(), sweep.grid(2, 0, beta=BETAS))
     np.savez(out_dir + "/states.npz", *[np.asarray(x) for x in jax.tree.leaves(m["states"])])
     out = {"devices": m["devices"], "padded": m["padded_runs"], "eval": [r["final_eval_return"] for r in m["runs"]],
-           "sharded_over": len(m["states"]["policy"].beta.sharding.device_set)}
+           "sharded_over": len(m["states"]["policy"].hparams["beta"].sharding.device_set)}
     # the same run with data-parallel behavior training (runs replicated, each minibatch split over 4 devices)
-    dp = multi.run_many(_run_cfg(out_dir + "/batch_sharded"), _cfg(), sweep.grid(2, 0, beta=BETAS), shard_batch=True)
+    dp = srpo.run(_run_cfg(out_dir + "/batch_sharded"), _cfg(), sweep.grid(2, 0, beta=BETAS), shard_batch=True)
     out["shard_batch_run_diff"] = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in
                                       zip(jax.tree.leaves(m["states"]), jax.tree.leaves(dp["states"])))
 
     # data-parallel behavior training: each run's minibatch of 256 split over the 4 devices
     cfg = _cfg().replace(behavior_batch=256)
-    ds = pipeline.load_dataset("bandit-imbalanced")
-    init_keys, train_keys = stacked.stage_keys_of([{"seed": 0}, {"seed": 1}], "behavior")
-    states = stacked.init_stage("behavior", init_keys, 1, 2, cfg)
-    place = multi.Placement()
-    f = jax.jit(stacked.multi_chunk, static_argnums=(0,), static_argnames=("num_steps", "batch_sharding"))
-    ref, m_ref = f("behavior", states, ds.data, train_keys, 0, num_steps=5)
-    args = ("behavior", place.replicate(states), place.replicate(ds.data), train_keys, 0)
+    algos = srpo.make(cfg, 1, 2)
+    ds = srpo.load_dataset("bandit-imbalanced")
+    pts = [{"seed": 0}, {"seed": 1}]
+    _, train_keys = stages.stage_keys_of(pts, "behavior")
+    states = stages.init_runs(algos, "behavior", pts)
+    place = driver.Placement()
+
+    def chunks(st, data, keys, num_steps, batch_sharding=None):
+        return jax.vmap(lambda s, k: train.chunk(algos.behavior, s, data, k, num_steps, batch_sharding))(st, keys)
+
+    f = jax.jit(chunks, static_argnames=("num_steps", "batch_sharding"))
+    ref, m_ref = f(states, ds.data, train_keys, num_steps=5)
+    args = (place.replicate(states), place.replicate(ds.data), train_keys)
     shd, m_shd = f(*args, num_steps=5, batch_sharding=place.batch)
     hlo = f.lower(*args, num_steps=5, batch_sharding=place.batch).compile().as_text()
     out["batch_all_reduce"] = "all-reduce" in hlo
@@ -205,35 +215,35 @@ def test_batch_sharded_behavior_update_equals_unsharded(four_devices):
 
 def test_stage_points_and_swept_leaves():
     pts = sweep.grid(2, 5, beta=[0.1, 0.2], tau=[0.6, 0.8])  # 8 runs
-    b, bi = stacked.stage_points(pts, "behavior")
-    c, ci = stacked.stage_points(pts, "critic")
-    p, pi = stacked.stage_points(pts, "policy")
+    b, bi = stages.stage_points(pts, "behavior")
+    c, ci = stages.stage_points(pts, "critic")
+    p, pi = stages.stage_points(pts, "policy")
     assert b == [{"seed": 5}, {"seed": 6}] and bi == [0, 1] * 4
     assert c == [{"seed": 5, "tau": 0.6}, {"seed": 6, "tau": 0.6}, {"seed": 5, "tau": 0.8}, {"seed": 6, "tau": 0.8}]
     assert ci == [0, 1, 2, 3, 0, 1, 2, 3]  # grid order: seed fastest, then tau, then beta
     assert p == pts and pi == list(range(8))
     cfg = _cfg()
-    shapes = jax.eval_shape(lambda: stacked.init_all(sweep.grid(2, 0, policy_lr=[1e-3, 1e-2], critic_lr=[1e-4, 2e-4]),
-                                                     1, 2, cfg))
-    assert shapes["critic"].tau.shape == (4,) and shapes["policy"].beta.shape == (8,)
+    algos = srpo.make(cfg, 1, 2)
+    swept = sweep.grid(2, 0, policy_lr=[1e-3, 1e-2], critic_lr=[1e-4, 2e-4])
+    shapes = jax.eval_shape(lambda: stages.init_all(algos, swept))
+    assert shapes["critic"].hparams["tau"].shape == (4,) and shapes["policy"].hparams["beta"].shape == (8,)
     assert shapes["behavior"].step.shape == (2,)
-    # swept leaves on concrete (zero-filled) stacked states: no network init to compile
+    # the values of each stage's runs, set on concrete (zero-filled) stacked states: no network init to compile
+    assert set(stages.point_values(stages.stage_points(swept, "critic")[0], "critic")) == {"critic_lr"}
     zeros = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), shapes)
     for stage, values in (("critic", {"critic_lr": [1e-4, 2e-4, 3e-4, 4e-4], "tau": [0.6, 0.7, 0.8, 0.9]}),
                           ("policy", {"beta": np.arange(8.0), "policy_lr": np.arange(8.0) / 100}),
                           ("behavior", {"behavior_lr": [1e-3, 2e-3]})):
-        st = stacked.set_hparams(stage, zeros[stage], {**values, "gamma" if stage != "critic" else "beta": [9.0]})
-        got = stacked.get_hparams(stage, st)
+        st = hparams_lib.set_hparams(zeros[stage], values)
+        got = hparams_lib.get_hparams(st)
         for name, v in values.items():
             np.testing.assert_allclose(got[name], v, rtol=1e-6)
-        if stage == "critic":  # one learning rate for Q and V
-            np.testing.assert_allclose(st.v_opt.hyperparams["learning_rate"], values["critic_lr"], rtol=1e-6)
     with pytest.raises(ValueError, match="cannot sweep policy_width"):
-        stacked.check_points([{"seed": 0, "policy_width": 8.0}], cfg)
+        stages.check_points([{"seed": 0, "policy_width": 8.0}], cfg)
     with pytest.raises(ValueError, match="tau must be in"):
-        stacked.check_points(sweep.grid(1, 0, tau=[0.5, 1.5]), cfg)
+        stages.check_points(sweep.grid(1, 0, tau=[0.5, 1.5]), cfg)
     with pytest.raises(ValueError, match="appears twice"):
-        stacked.check_points([{"seed": 0}, {"seed": 0}], cfg)
+        stages.check_points([{"seed": 0}, {"seed": 0}], cfg)
 
 
 def _launch(*args, timeout=600):
@@ -259,7 +269,7 @@ def test_launcher_num_seeds_and_beta_list(tmp_path):
     recs = [json.loads(x) for x in open(wd / "metrics.jsonl")]
     assert {(r["run"], r["seed"], r["beta"]) for r in recs if r["stage"] == "policy"} == {
         (0, 0, 0.1), (1, 1, 0.1), (2, 0, 2.0), (3, 1, 2.0)}
-    act = pipeline.load_policy(str(wd), seed=1, beta=2.0)
+    act = srpo.load_policy(str(wd), seed=1, beta=2.0)
     np.testing.assert_allclose(act(np.zeros((1, 1), np.float32))[0], summary["runs"][3]["eval"]["action"], atol=1e-6)
     bad = _launch("--num_seeds=2", "--beta=0.1,abc", f"--workdir={tmp_path / 'bad'}")
     assert bad.returncode == 1 and "comma-separated list" in bad.stderr and "Traceback" not in bad.stderr

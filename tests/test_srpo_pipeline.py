@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from test_minari_data import make_tiny_dataset
 
-from jaxdiff.srpo import pipeline
+from jaxdiff import srpo
 from jaxdiff.train import checkpoint as ckpt_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,7 +22,7 @@ TINY = dict(behavior_width=16, behavior_blocks=1, behavior_batch=32, critic_widt
 
 def _strip(summary: dict) -> dict:
     """A summary without what legitimately differs between runs (wall-clock timing, paths)."""
-    return {k: v for k, v in summary.items() if k not in ("timing", "workdir")}
+    return {k: v for k, v in summary.items() if k not in ("timing", "workdir", "states")}
 
 
 def _params_equal(a, b):
@@ -34,18 +34,19 @@ def _params_equal(a, b):
 def test_mujoco_all_stages_eval_and_resume(tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     make_tiny_dataset("test/hopper/tiny-v0", episodes=6, max_steps=40)
-    cfg = pipeline.configure("test/hopper/tiny-v0", behavior_steps=200, critic_steps=200, policy_steps=200, **TINY)
+    cfg = srpo.configure("test/hopper/tiny-v0", behavior_steps=200, critic_steps=200, policy_steps=200, **TINY)
     assert cfg.beta == 0.05  # hopper-medium's preset is the fallback for an unknown hopper dataset
-    run = pipeline.RunConfig(env="test/hopper/tiny-v0", workdir=str(tmp_path / "a"), log_every=50,
+    run = srpo.RunConfig(env="test/hopper/tiny-v0", workdir=str(tmp_path / "a"), log_every=50,
                              checkpoint_every=100, eval_every=100, eval_episodes=2, progress_bar=False)
-    full = pipeline.run(run, cfg)
-    assert full["eval"]["episodes"] == 2 and len(full["eval"]["returns"]) == 2
-    assert full["eval"]["normalized_score"] == pytest.approx(
-        100 * (full["eval"]["mean_return"] + 20.0) / 3220.0)  # the dataset's ref scores
-    for stage in pipeline.STAGES:
+    full = srpo.run(run, cfg)
+    ev = full["runs"][0]["eval"]  # one run: a list of one, the layout of many
+    assert full["num_runs"] == 1 and full["points"] == [{"seed": 0}]
+    assert ev["episodes"] == 2 and len(ev["returns"]) == 2
+    assert ev["normalized_score"] == pytest.approx(100 * (ev["mean_return"] + 20.0) / 3220.0)  # the dataset's refs
+    for stage in srpo.STAGES:
         assert full["stages"][stage]["steps"] == 200 and full["timing"][stage]["steps_per_s"] > 0
         assert os.path.exists(tmp_path / "a" / f"curves_{stage}.png")
-    act = pipeline.load_policy(str(tmp_path / "a"))
+    act = srpo.load_policy(str(tmp_path / "a"))
     assert act(np.zeros((3, 11), np.float32)).shape == (3, 3)
 
     # Kill the second run right after the critic's checkpoint at step 100, then resume it.
@@ -59,16 +60,16 @@ def test_mujoco_all_stages_eval_and_resume(tmp_path, monkeypatch):
     monkeypatch.setattr(ckpt_lib.Checkpointer, "save", save_then_die)
     killed = run.__class__(**{**run.__dict__, "workdir": str(tmp_path / "b")})
     with pytest.raises(KeyboardInterrupt):
-        pipeline.run(killed, cfg)
+        srpo.run(killed, cfg)
     monkeypatch.setattr(ckpt_lib.Checkpointer, "save", real_save)
     with pytest.raises(ValueError, match="pass --resume"):
-        pipeline.run(killed, cfg)
+        srpo.run(killed, cfg)
     with pytest.raises(ValueError, match="different settings.*tau"):
-        pipeline.run(run.__class__(**{**killed.__dict__, "resume": True}), cfg.replace(tau=0.8))
-    resumed = pipeline.run(run.__class__(**{**killed.__dict__, "resume": True}), cfg)
+        srpo.run(run.__class__(**{**killed.__dict__, "resume": True}), cfg.replace(tau=0.8))
+    resumed = srpo.run(run.__class__(**{**killed.__dict__, "resume": True}), cfg)
 
-    _params_equal(pipeline.load_policy_state(str(tmp_path / "a")).params,
-                  pipeline.load_policy_state(str(tmp_path / "b")).params)
+    _params_equal(srpo.load_policy_state(str(tmp_path / "a")).params,
+                  srpo.load_policy_state(str(tmp_path / "b")).params)
     assert _strip(resumed) == _strip(full)
     records = [json.loads(line) for line in open(tmp_path / "b" / "metrics.jsonl")]
     critic_steps = [r["step"] for r in records if r["stage"] == "critic"]
@@ -77,24 +78,24 @@ def test_mujoco_all_stages_eval_and_resume(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_toy_stages_reuse_and_determinism(tmp_path):
-    cfg = pipeline.configure("bandit-imbalanced", behavior_steps=60, critic_steps=40, policy_steps=40, **TINY)
+    cfg = srpo.configure("bandit-imbalanced", behavior_steps=60, critic_steps=40, policy_steps=40, **TINY)
     base = dict(env="bandit-imbalanced", log_every=20, checkpoint_every=20, eval_every=20, progress_bar=False,
                 plots=False)
     wd = str(tmp_path / "staged")
     with pytest.raises(ValueError, match="needs a finished behavior stage.*--stage=behavior first"):
-        pipeline.run(pipeline.RunConfig(workdir=wd, stage="policy", **base), cfg)
-    pipeline.run(pipeline.RunConfig(workdir=wd, stage="behavior", **base), cfg)
-    pipeline.run(pipeline.RunConfig(workdir=wd, stage="critic", **base), cfg)
-    staged = pipeline.run(pipeline.RunConfig(workdir=wd, stage="policy", **{**base, "plots": True}), cfg)
+        srpo.run(srpo.RunConfig(workdir=wd, stage="policy", **base), cfg)
+    srpo.run(srpo.RunConfig(workdir=wd, stage="behavior", **base), cfg)
+    srpo.run(srpo.RunConfig(workdir=wd, stage="critic", **base), cfg)
+    staged = srpo.run(srpo.RunConfig(workdir=wd, stage="policy", **{**base, "plots": True}), cfg)
     # a different beta only retrains the policy: (a) and (b) are reused from their checkpoints
-    other = pipeline.run(pipeline.RunConfig(workdir=wd, stage="policy", overwrite=True, **base), cfg.replace(beta=5.0))
-    assert other["eval"]["action"] != staged["eval"]["action"]
+    other = srpo.run(srpo.RunConfig(workdir=wd, stage="policy", overwrite=True, **base), cfg.replace(beta=5.0))
+    assert other["runs"][0]["eval"]["action"] != staged["runs"][0]["eval"]["action"]
     assert os.path.exists(os.path.join(wd, "bandit.png"))
 
-    one = pipeline.run(pipeline.RunConfig(workdir=str(tmp_path / "one"), **base), cfg)
-    two = pipeline.run(pipeline.RunConfig(workdir=str(tmp_path / "two"), **base), cfg)
+    one = srpo.run(srpo.RunConfig(workdir=str(tmp_path / "one"), **base), cfg)
+    two = srpo.run(srpo.RunConfig(workdir=str(tmp_path / "two"), **base), cfg)
     assert _strip(one) == _strip(two)  # same seed, same summary
-    assert one["eval"]["action"] == staged["eval"]["action"]  # staged == all-at-once
+    assert one["runs"][0]["eval"]["action"] == staged["runs"][0]["eval"]["action"]  # staged == all-at-once
 
 
 def _launch(*args, env=None, timeout=300):

@@ -1,4 +1,5 @@
-"""SRPO pure functions: config/presets, the three stage updates (with and without jit), chunks, vmap over seeds."""
+"""SRPO pure functions: config/presets, every stage update (with and without jit), chunks, vmap over seeds, and the
+Algorithm contract (jit(init) without static args, donation-safe inits, hparams leaves)."""
 from __future__ import annotations
 
 import functools
@@ -9,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdiff.data.replay import Transition
+from jaxdiff import srpo
+from jaxdiff.algorithm import Transition
 from jaxdiff.diffusion import vpsde
 from jaxdiff.srpo import behavior, critic, policy, train
 from jaxdiff.srpo.config import SRPOConfig, make_config
@@ -27,12 +29,18 @@ def _data(key=jax.random.PRNGKey(0), n=N):
 
 
 @functools.lru_cache(maxsize=None)
+def _algos(cfg=CFG):
+    return srpo.make(cfg, OBS, ACT)
+
+
+@functools.lru_cache(maxsize=None)
 def _states(cfg=CFG, seed=0):
-    """(behavior, critic, policy) states; inits jitted (cfg and sizes static) and cached across tests."""
+    """(behavior, critic, policy) states; inits jitted (no static arguments) and cached across tests."""
+    A = _algos(cfg)
     k = jax.random.split(jax.random.PRNGKey(seed), 3)
-    b = jax.jit(behavior.init, static_argnums=(1, 2, 3))(k[0], OBS, ACT, cfg)
-    c = jax.jit(critic.init, static_argnums=(1, 2, 3))(k[1], OBS, ACT, cfg)
-    return b, c, jax.jit(policy.init, static_argnums=(1, 2, 3))(k[2], OBS, ACT, cfg, b, c)
+    b = jax.jit(A.behavior.init)(k[0])
+    c = jax.jit(A.critic.init)(k[1])
+    return b, c, jax.jit(A.policy.init)(k[2], b, c)
 
 
 def _variant(fn, use_jit):
@@ -73,7 +81,8 @@ def test_behavior_update_trains_params_not_fourier_w(use_jit):
     assert "GaussianFourierFeatures_0" not in b.params
     hp = b.opt_state.hyperparams
     np.testing.assert_allclose([hp["learning_rate"], hp["weight_decay"]], [3e-4, 0.01], rtol=1e-6)
-    step = _variant(behavior.update, use_jit)
+    assert set(b.hparams) == {"behavior_lr"} and b.hparams["behavior_lr"].dtype == jnp.float32
+    step = _variant(_algos().behavior.update, use_jit)
     b2, m = step(b, _batch(), jax.random.PRNGKey(1))
     assert np.isfinite(m["loss"]) and int(b2.step) == 1
     chex.assert_trees_all_equal(b2.constants, b.constants)
@@ -83,9 +92,9 @@ def test_behavior_update_trains_params_not_fourier_w(use_jit):
 def test_behavior_eps_is_deterministic_but_training_uses_dropout():
     b, _, _ = _states()
     x, t, s = jnp.ones((4, ACT)), jnp.full((4,), 0.5), jnp.ones((4, OBS))
-    e1 = behavior.eps(b.variables, b.cfg, ACT, x, t, s)
-    chex.assert_trees_all_close(e1, behavior.eps(b.variables, b.cfg, ACT, x, t, s))
-    net = behavior.network(b.cfg, ACT)
+    e1 = behavior.eps(b.variables, CFG, ACT, x, t, s)
+    chex.assert_trees_all_close(e1, behavior.eps(b.variables, CFG, ACT, x, t, s))
+    net = behavior.network(CFG, ACT)
     d1 = net.apply(b.variables, x, t, s, train=True, rngs={"dropout": jax.random.PRNGKey(1)})
     d2 = net.apply(b.variables, x, t, s, train=True, rngs={"dropout": jax.random.PRNGKey(2)})
     assert not np.allclose(d1, d2)
@@ -97,16 +106,17 @@ def test_behavior_loss_is_the_eps_loss():
     k_loss, k_drop = jax.random.split(key)
 
     def eps_fn(x, t):
-        return behavior.network(b.cfg, ACT).apply(b.variables, x, t, batch.obs, train=True, rngs={"dropout": k_drop})
+        return behavior.network(CFG, ACT).apply(b.variables, x, t, batch.obs, train=True, rngs={"dropout": k_drop})
 
-    np.testing.assert_allclose(behavior.loss(b.params, b, batch, key), vpsde.eps_loss(k_loss, eps_fn, batch.action),
-                               rtol=1e-6)
+    _, m = _algos().behavior.update(b, batch, key)
+    np.testing.assert_allclose(m["loss"], vpsde.eps_loss(k_loss, eps_fn, batch.action), rtol=1e-6)
 
 
 def test_behavior_sample_shape():
     b, _, _ = _states()
-    a = jax.jit(behavior.sample, static_argnames=("steps",))(b, jnp.zeros((5, OBS)), jax.random.PRNGKey(0), steps=4)
+    a = jax.jit(behavior.sampler(CFG, ACT, steps=4))(b, jnp.zeros((5, OBS)), jax.random.PRNGKey(0))
     assert a.shape == (5, ACT) and np.all(np.isfinite(a))
+    assert _algos().behavior.act(b, jnp.zeros((2, OBS)), jax.random.PRNGKey(1)).shape == (2, ACT)  # 15 steps
 
 
 # ------------------------------------------------------------------------------------------------ critic
@@ -120,8 +130,8 @@ def test_critic_update_matches_hand_computed_iql_step(use_jit):
     _, c, _ = _states()
     c = c.replace(q_target=jax.tree.map(lambda x: x * 0.5, c.q_params))  # make target != online
     batch = _batch()
-    c2, m = _variant(critic.update, use_jit)(c, batch, jax.random.PRNGKey(0))
-    q_net, v_net = critic.networks(c.cfg)
+    c2, m = _variant(_algos().critic.update, use_jit)(c, batch, jax.random.PRNGKey(0))
+    q_net, v_net = critic.networks(CFG)
     target_q = jnp.min(q_net.apply(c.q_target, batch.obs, batch.action), axis=0)
     v = v_net.apply(c.v_params, batch.obs)
     np.testing.assert_allclose(m["v_loss"], critic.expectile_loss(target_q - v, 0.7), rtol=1e-5)
@@ -130,7 +140,8 @@ def test_critic_update_matches_hand_computed_iql_step(use_jit):
     np.testing.assert_allclose(m["q_loss"], jnp.mean((qs - y) ** 2), rtol=1e-5)
     polyak = jax.tree.map(lambda new, old: 0.005 * new + 0.995 * old, c2.q_params, c.q_target)
     chex.assert_trees_all_close(c2.q_target, polyak, rtol=1e-6)
-    assert int(c2.step) == 1 and float(c2.tau) == pytest.approx(0.7) and float(c2.gamma) == pytest.approx(0.99)
+    hp = c2.hparams
+    assert int(c2.step) == 1 and float(hp["tau"]) == pytest.approx(0.7) and float(hp["gamma"]) == pytest.approx(0.99)
 
 
 # ------------------------------------------------------------------------------------------------ policy
@@ -138,9 +149,9 @@ def test_critic_update_matches_hand_computed_iql_step(use_jit):
 @pytest.mark.parametrize("q_grad_norm", [False, True])
 def test_policy_gradient_is_w_eps_minus_beta_g(weight, q_grad_norm):
     cfg = CFG.replace(weight=weight, q_grad_norm=q_grad_norm)
-    p = _states()[2].replace(cfg=cfg)  # these fields change no shapes
+    p = _states()[2]  # these fields change no shapes
     obs, key = _batch().obs, jax.random.PRNGKey(7)
-    grads = jax.grad(lambda prm: policy.loss(prm, p, obs, key)[0])(p.params)
+    grads = jax.grad(lambda prm: policy.loss(cfg, ACT, prm, p, obs, key)[0])(p.params)
     # Recompute the pieces by hand: the loss gradient must be (w eps_hat - beta g) da/dtheta, averaged over the batch.
     k_t, k_z = jax.random.split(key)
     a, vjp = jax.vjp(lambda prm: policy.network(cfg, ACT).apply(prm, obs), p.params)
@@ -152,7 +163,8 @@ def test_policy_gradient_is_w_eps_minus_beta_g(weight, q_grad_norm):
     g = jax.grad(lambda x: jnp.sum(jnp.mean(critic.q_values(p.q_params, cfg, obs, x), axis=0)))(a)
     if q_grad_norm:
         g = g / jnp.sqrt(jnp.mean(g**2, axis=-1, keepdims=True))
-        np.testing.assert_allclose(jnp.mean(policy.q_guidance(p, obs, a) ** 2, axis=-1), 1.0, rtol=1e-5)
+        np.testing.assert_allclose(jnp.mean(policy.q_and_guidance(cfg, p.q_params, obs, a)[1] ** 2, axis=-1), 1.0,
+                                   rtol=1e-5)
     (expected,) = vjp((w[:, None] * eps_hat - 0.3 * g) / obs.shape[0])
     chex.assert_trees_all_close(grads, expected, rtol=1e-4, atol=1e-6)
 
@@ -160,26 +172,28 @@ def test_policy_gradient_is_w_eps_minus_beta_g(weight, q_grad_norm):
 def test_policy_baseline_subtracts_z():
     _, _, p = _states()
     obs, key = _batch().obs, jax.random.PRNGKey(1)
-    l0 = policy.loss(p.params, p, obs, key)[1]["kl_term"]
-    l1 = policy.loss(p.params, p.replace(cfg=p.cfg.replace(baseline=True)), obs, key)[1]["kl_term"]
+    l0 = policy.loss(CFG, ACT, p.params, p, obs, key)[1]["kl_term"]
+    l1 = policy.loss(CFG.replace(baseline=True), ACT, p.params, p, obs, key)[1]["kl_term"]
     assert not np.isclose(l0, l1)
 
 
 @JIT
 def test_policy_update_keeps_behavior_and_critic_frozen(use_jit):
     _, _, p = _states()
-    p2, m = _variant(policy.update, use_jit)(p, _batch(), jax.random.PRNGKey(0))
+    p2, m = _variant(_algos().policy.update, use_jit)(p, _batch(), jax.random.PRNGKey(0))
     chex.assert_trees_all_equal(p2.behavior, p.behavior)
     chex.assert_trees_all_equal(p2.q_params, p.q_params)
     assert int(p2.step) == 1 and np.isfinite(m["loss"])
     np.testing.assert_allclose(m["lr"], 3e-4, rtol=1e-6)  # cosine schedule starts at the base rate
-    a = policy.act(p2, jnp.zeros((4, OBS)))
+    a = _algos().policy.act(p2, jnp.zeros((4, OBS)), None)
     assert a.shape == (4, ACT) and np.all(np.abs(a) <= 1)
 
 
 def test_policy_lr_cosine_decays_to_zero():
-    p = _states()[2].replace(cfg=CFG.replace(policy_steps=10))
-    st, m = jax.jit(train.policy_chunk, static_argnames="num_steps")(p, _data(), jax.random.PRNGKey(0), num_steps=10)
+    p = _states()[2]
+    algo = _algos(CFG.replace(policy_steps=10)).policy
+    st, m = jax.jit(train.chunk, static_argnums=0, static_argnames="num_steps")(algo, p, _data(), jax.random.PRNGKey(0),
+                                                                                num_steps=10)
     # mean over the 10 steps of 3e-4 * (1 + cos(pi k / 10)) / 2, k = 0..9
     expected = np.mean([3e-4 * 0.5 * (1 + np.cos(np.pi * k / 10)) for k in range(10)])
     np.testing.assert_allclose(m["lr"], expected, rtol=1e-5)
@@ -189,11 +203,13 @@ def test_policy_lr_cosine_decays_to_zero():
 def test_chunk_equals_python_loop_of_updates():
     b, _, _ = _states()
     data, key = _data(), jax.random.PRNGKey(5)
-    chunked, metrics = jax.jit(train.behavior_chunk, static_argnames="num_steps")(b, data, key, num_steps=3)
+    algo = _algos().behavior
+    chunked, metrics = jax.jit(train.chunk, static_argnums=0, static_argnames="num_steps")(algo, b, data, key,
+                                                                                         num_steps=3)
     st, losses = b, []
     for k in jax.random.split(key, 3):
         k_batch, k_update = jax.random.split(k)
-        st, m = behavior.update(st, train.sample_batch(data, k_batch, 8), k_update)
+        st, m = algo.update(st, train.sample_batch(data, k_batch, 8), k_update)
         losses.append(m["loss"])
     chex.assert_trees_all_close(chunked.params, st.params, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(metrics["loss"], np.mean(losses), rtol=1e-5)
@@ -203,10 +219,12 @@ def test_vmap_update_over_two_seeds():
     """The README example: one jitted update for a batch of seeds; each lane equals the unbatched run."""
     data, keys = _data(), jax.random.split(jax.random.PRNGKey(0), 2)
 
+    A = _algos()
+
     def init_and_train(key):
         k_init, k_train = jax.random.split(key)
-        state = critic.init(k_init, OBS, ACT, CFG)
-        return train.critic_chunk(state, data, k_train, 5)
+        state = A.critic.init(k_init)
+        return train.chunk(A.critic, state, data, k_train, 5)
 
     states, metrics = jax.jit(jax.vmap(init_and_train))(keys)
     assert metrics["q_loss"].shape == (2,)
@@ -216,8 +234,8 @@ def test_vmap_update_over_two_seeds():
 
     # policy update vmapped over 2 seeds (keys) and 2 betas (a leaf of the state)
     _, _, p = _states()
-    ps = jax.vmap(lambda beta: p.replace(beta=beta))(jnp.array([0.1, 10.0]))
-    ps2, m = jax.jit(jax.vmap(policy.update, in_axes=(0, None, 0)))(ps, _batch(), keys)
+    ps = jax.vmap(lambda beta: p.replace(hparams={**p.hparams, "beta": beta}))(jnp.array([0.1, 10.0]))
+    ps2, m = jax.jit(jax.vmap(A.policy.update, in_axes=(0, None, 0)))(ps, _batch(), keys)
     assert m["loss"].shape == (2,) and np.all(np.asarray(ps2.step) == 1)
 
 
@@ -225,9 +243,9 @@ def test_learning_rate_is_a_vmappable_leaf():
     b, _, _ = _states()
     data = _data()
 
-    def with_lr(lr):
-        st = b.replace(opt_state=b.opt_state._replace(hyperparams={**b.opt_state.hyperparams, "learning_rate": lr}))
-        return train.behavior_chunk(st, data, jax.random.PRNGKey(0), 2)[0].params
+    def with_lr(lr):  # the hparams leaf is the one way to set it: it overwrites the optimizer's copy every step
+        st = b.replace(hparams={"behavior_lr": lr})
+        return train.chunk(_algos().behavior, st, data, jax.random.PRNGKey(0), 2)[0].params
 
     out = jax.jit(jax.vmap(with_lr))(jnp.array([0.0, 1e-2]))
     chex.assert_trees_all_close(jax.tree.map(lambda x: x[0], out), b.params)  # lr 0: unchanged
@@ -235,7 +253,7 @@ def test_learning_rate_is_a_vmappable_leaf():
 
 
 def test_readme_example_vmaps_updates_over_seeds():
-    """The README snippet, verbatim except for step counts."""
+    """The README-style library use: Algorithms vmapped over seeds, one compiled call, hparams leaves swept."""
     import jax
     import jax.numpy as jnp
 
@@ -244,21 +262,64 @@ def test_readme_example_vmaps_updates_over_seeds():
     ds = srpo.load_dataset("bandit-imbalanced")  # or "hopper-medium", any local Minari id
     data = jax.device_put(ds.data)  # whole dataset on the device
     cfg = srpo.configure("bandit-imbalanced", critic_width=32)
+    algos = srpo.make(cfg, ds.obs_dim, ds.action_dim)
 
     def train_critic(key):  # pure: init + 100 IQL updates (batches drawn inside) in one lax.scan
         k_init, k_train = jax.random.split(key)
-        state = srpo.critic_init(k_init, ds.obs_dim, ds.action_dim, cfg)
-        return srpo.critic_chunk(state, data, k_train, 100)
+        return srpo.chunk(algos.critic, algos.critic.init(k_init), data, k_train, 100)
 
     seeds = jax.random.split(jax.random.PRNGKey(0), 4)
     critics, metrics = jax.jit(jax.vmap(train_critic))(seeds)  # 4 seeds, one compiled call
-    print(metrics["q_loss"])  # shape (4,)
 
-    # One update step, vmapped over seeds: each seed its own state and key, the same batch.
-    update = jax.jit(jax.vmap(srpo.critic_update, in_axes=(0, None, 0)))
+    update = jax.jit(jax.vmap(algos.critic.update, in_axes=(0, None, 0)))
     batch = srpo.sample_batch(data, jax.random.PRNGKey(1), cfg.critic_batch)
     critics, m = update(critics, batch, seeds)
-
-    # Hyperparameters are leaves: a sweep over expectiles (or the policy's beta) is the same vmap.
-    critics, m = update(critics.replace(tau=jnp.array([0.6, 0.7, 0.8, 0.9])), batch, seeds)
+    # Hyperparameters are leaves of state.hparams: a sweep over expectiles is the same vmap.
+    critics, m = update(critics.replace(hparams={**critics.hparams, "tau": jnp.array([0.6, 0.7, 0.8, 0.9])}),
+                        batch, seeds)
     assert metrics["q_loss"].shape == (4,) and m["v_loss"].shape == (4,) and critics.step.tolist() == [102] * 4
+
+
+# ------------------------------------------------------------------------------------------------ Algorithm contract
+@JIT
+@pytest.mark.parametrize("name", ["behavior", "critic", "policy", "bc", "awr"])
+def test_every_update_with_and_without_jit_and_donated(name, use_jit):
+    """Each stage's update runs eagerly and jitted with the same result, and a state made by an eager init can be
+    donated (distinct buffers: critic q_target and the policy's frozen copies do not alias their sources)."""
+    A = _algos()
+    k = jax.random.split(jax.random.PRNGKey(3), 3)
+    b = A.behavior.init(k[0])
+    c = A.critic.init(k[1])
+    algo = getattr(A, name)
+    state = algo.init(k[2], b, c) if name in ("policy", "bc", "awr") else algo.init(k[2])
+    # the reference from a copy: an eager update passes unchanged leaves (the Fourier W, frozen parts) through
+    ref, m_ref = algo.update(jax.tree.map(jnp.copy, state), _batch(), jax.random.PRNGKey(4))
+    fn = jax.jit(algo.update, donate_argnums=0) if use_jit else algo.update
+    new, m = fn(state, _batch(), jax.random.PRNGKey(4))
+    chex.assert_trees_all_close(new, ref, rtol=1e-5, atol=1e-7)
+    assert set(m) == set(m_ref) and all(np.isfinite(v) for v in jax.tree.leaves(m))
+    assert all(x.dtype == jnp.float32 and x.shape == () for x in jax.tree.leaves(new.hparams))
+    # the caller's behavior / critic buffers survive a donated policy state
+    assert np.all(np.isfinite(jax.tree.leaves(b.params)[0])) and np.all(np.isfinite(jax.tree.leaves(c.q_params)[0]))
+
+
+def test_inits_jit_without_static_args_and_states_are_arrays_only():
+    A = _algos()
+    for st in (jax.jit(A.behavior.init)(jax.random.PRNGKey(0)), jax.jit(A.critic.init)(jax.random.PRNGKey(0))):
+        assert all(isinstance(x, jax.Array) for x in jax.tree.leaves(st))
+    b, c, p = _states()
+    assert all(isinstance(x, jax.Array) for x in jax.tree.leaves(p))
+    assert set(p.hparams) == {"policy_lr", "beta"} and set(c.hparams) == {"critic_lr", "tau", "gamma"}
+    assert p.v_params is None and A.awr.init(jax.random.PRNGKey(0), b, c).v_params is not None
+
+
+def test_hparams_leaves_drive_the_update():
+    """Swept values live in state.hparams: a zero learning rate leaves params unchanged, beta changes the loss."""
+    A = _algos()
+    _, c, p = _states()
+    c0, _ = A.critic.update(c.replace(hparams={**c.hparams, "critic_lr": jnp.float32(0.0)}), _batch(),
+                            jax.random.PRNGKey(0))
+    chex.assert_trees_all_equal(c0.q_params, c.q_params)
+    _, m1 = A.policy.update(p, _batch(), jax.random.PRNGKey(0))
+    _, m2 = A.policy.update(p.replace(hparams={**p.hparams, "beta": jnp.float32(5.0)}), _batch(), jax.random.PRNGKey(0))
+    assert not np.isclose(m1["loss"], m2["loss"])

@@ -11,10 +11,14 @@ import dataclasses
 from typing import Any
 
 WEIGHTS = ("sigma2", "one", "alpha_over_sigma")
+STAGES = ("behavior", "critic", "policy")
 
 
 @dataclasses.dataclass(frozen=True)
 class SRPOConfig:
+    """SRPO's hyperparameters (the official code's defaults). Sizes and step counts are bound when the stages are
+    built (`jaxdiff.srpo.make`); the swept numbers are copied into each state's `hparams` by its `init`."""
+
     # (a) behavior model: VP-SDE eps-prediction, LN-ResNet, AdamW.
     behavior_steps: int = 2_000_000
     behavior_batch: int = 2048
@@ -61,13 +65,16 @@ class SRPOConfig:
             raise ValueError(f"need 0 <= t_min < t_max <= 1, got {self.t_min}, {self.t_max}")
 
     def replace(self, **kw) -> "SRPOConfig":
+        """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **kw)
 
     def to_dict(self) -> dict:
+        """The fields as a JSON-ready dict."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "SRPOConfig":
+        """The config of a saved dict (unknown keys ignored)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -149,3 +156,41 @@ def make_config(task: str | None = None, **overrides) -> SRPOConfig:
         raise ValueError(f"unknown SRPOConfig fields {sorted(unknown)}")
     preset.update({k: v for k, v in overrides.items() if v is not None})
     return SRPOConfig(**preset)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything about a run that is not the algorithm."""
+
+    env: str = "bandit-imbalanced"
+    seed: int = 0  # the seed of a single run (points=None)
+    workdir: str | None = None  # default runs/srpo_<env>_<seed> (many runs: runs/srpo_<env>_<seed>x<n>[_<swept>])
+    stage: str = "all"  # behavior | critic | policy | all
+    resume: bool = False
+    overwrite: bool = False
+    log_every: int = 1000  # chunk size: updates per jitted call, and the metrics interval
+    eval_every: int = 0  # policy-stage evaluation interval (0: only at the end); a multiple of log_every
+    checkpoint_every: int = 50_000  # a multiple of log_every; a checkpoint is also taken at each stage end
+    eval_episodes: int = 20
+    eval_seed: int = 10_000  # evaluation episodes use seeds eval_seed + i, independent of the training seed
+    ref_min_score: float | None = None
+    ref_max_score: float | None = None
+    progress_bar: bool | None = None  # None: on when stderr is a terminal
+    plots: bool = True  # learning-curve PNGs (and the bandit figure for toys)
+    tensorboard: bool = False  # also write the metrics as TensorBoard scalars to <workdir>/tensorboard
+
+    def validate(self) -> None:
+        """ValueError naming the flag for settings the driver cannot run."""
+        if self.stage not in STAGES + ("all",):
+            raise ValueError(f"--stage must be one of behavior, critic, policy, all; got {self.stage!r}")
+        if self.log_every < 1:
+            raise ValueError(f"--log_every must be >= 1, got {self.log_every}")
+        for name in ("eval_every", "checkpoint_every"):
+            v = getattr(self, name)
+            if v < 0 or v % self.log_every:
+                raise ValueError(f"--{name}={v} must be a non-negative multiple of --log_every={self.log_every} "
+                                 f"(checkpoints and evaluations happen between jitted chunks)")
+        if self.eval_episodes < 0:
+            raise ValueError(f"--eval_episodes must be >= 0, got {self.eval_episodes}")
+        if self.resume and self.overwrite:
+            raise ValueError("--resume and --overwrite exclude each other")

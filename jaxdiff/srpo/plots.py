@@ -6,23 +6,23 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdiff.data import bandits
-from jaxdiff.srpo import behavior, policy
+from jaxdiff.srpo.behavior import BehaviorState
+from jaxdiff.srpo.policy import PolicyState
 
-_SAMPLE = jax.jit(behavior.sample, static_argnames=("steps", "order"))
 
-
-def bandit_figure(behavior_state: behavior.BehaviorState, policy_state: policy.PolicyState, dataset, path: str,
+def bandit_figure(algos, behavior_state: BehaviorState, policy_state: PolicyState, dataset, path: str,
                   num_samples: int = 2000, seed: int = 0):
     """Dataset actions and behavior samples over the reward map with the policy's action; the title says whether
-    that action lies inside the data's support (bandits.SUPPORT_THRESHOLD). Saves to path, returns the figure."""
+    that action lies inside the data's support (bandits.SUPPORT_THRESHOLD). algos: the run's jaxdiff.srpo.SRPO
+    (its behavior act samples the model). Saves to path, returns the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     obs = jnp.zeros((num_samples, dataset.obs_dim))
-    samples = np.asarray(_SAMPLE(behavior_state, obs, jax.random.PRNGKey(seed)))
-    a_pi = np.asarray(policy.act(policy_state, jnp.zeros((1, dataset.obs_dim))))[0]
+    samples = np.asarray(jax.jit(algos.behavior.act)(behavior_state, obs, jax.random.PRNGKey(seed)))
+    a_pi = np.asarray(algos.policy.act(policy_state, jnp.zeros((1, dataset.obs_dim)), None))[0]
     mass = float(bandits.support_mass(a_pi, dataset.data.action[:20_000])[0])
     where = ("inside the data's support" if mass >= bandits.SUPPORT_THRESHOLD
              else "OUTSIDE the data's support")
@@ -42,7 +42,7 @@ def bandit_figure(behavior_state: behavior.BehaviorState, policy_state: policy.P
         ax.set_title(title)
         ax.legend(loc="lower left", fontsize=8)
     fig.colorbar(cs, ax=axes, label="reward", shrink=0.85)
-    fig.suptitle(f"SRPO on {dataset.name} (beta={float(policy_state.beta):g}): final action {where} "
+    fig.suptitle(f"SRPO on {dataset.name} (beta={float(policy_state.hparams['beta']):g}): final action {where} "
                  f"({mass:.1%} of data within 0.1)", color="black" if mass >= bandits.SUPPORT_THRESHOLD else "red")
     fig.savefig(path, dpi=110)
     plt.close(fig)

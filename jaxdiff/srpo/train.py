@@ -1,8 +1,8 @@
 """Chunks of K updates as one pure function (a lax.scan), with batches drawn on the device inside it.
 
-    state, metrics = behavior_chunk(state, data, key, num_steps)      # jit with num_steps static, or vmap
+    state, metrics = chunk(algo, state, data, key, num_steps)      # jit with algo / num_steps static, or vmap
 
-`data` is a `jaxdiff.data.replay.Transition` of arrays with a leading transition axis living on the device.
+`data` is a `jaxdiff.algorithm.Transition` of arrays with a leading transition axis living on the device.
 Nothing is jitted here.
 
 Data parallelism: `batch_sharding` (e.g. NamedSharding(mesh, PartitionSpec("batch"))) constrains each drawn
@@ -16,8 +16,7 @@ from typing import Any, Callable
 
 import jax
 
-from jaxdiff.data.replay import Transition
-from jaxdiff.srpo import behavior, critic, policy
+from jaxdiff.algorithm import Algorithm, Transition
 from jaxdiff.train.loop import scan_updates
 
 UpdateFn = Callable[[Any, Transition, jax.Array], tuple[Any, dict]]
@@ -42,14 +41,7 @@ def train_chunk(update: UpdateFn, state: Any, data: Transition, key: jax.Array, 
     return scan_updates(step, state, key, num_steps)
 
 
-def behavior_chunk(state: behavior.BehaviorState, data: Transition, key: jax.Array, num_steps: int,
-                   batch_sharding: jax.sharding.Sharding | None = None):
-    return train_chunk(behavior.update, state, data, key, num_steps, state.cfg.behavior_batch, batch_sharding)
-
-
-def critic_chunk(state: critic.CriticState, data: Transition, key: jax.Array, num_steps: int):
-    return train_chunk(critic.update, state, data, key, num_steps, state.cfg.critic_batch)
-
-
-def policy_chunk(state: policy.PolicyState, data: Transition, key: jax.Array, num_steps: int):
-    return train_chunk(policy.update, state, data, key, num_steps, state.cfg.policy_batch)
+def chunk(algo: Algorithm, state: Any, data: Transition, key: jax.Array, num_steps: int,
+          batch_sharding: jax.sharding.Sharding | None = None) -> tuple[Any, dict]:
+    """`num_steps` updates of an Algorithm on minibatches of algo.batch_rows rows drawn from `data`."""
+    return train_chunk(algo.update, state, data, key, num_steps, algo.batch_rows, batch_sharding)
