@@ -271,7 +271,7 @@ def test_gym_run_k_of_many_equals_its_lone_run_and_sweep_applies(tmp_path):
     algo = sac.make(SAC_TINY, 3, 1)
     pts = sweep.grid(2, base_seed=5, gamma=[0.9, 0.99])
     m = online.run_gym(algo, "JaxdiffRandomEnd-v0", _mcfg(), str(tmp_path / "multi"), pts, run_info={"algo": "sac"})
-    np.testing.assert_allclose(np.asarray(m["final_state"].agent.hparams["gamma"]), [0.9, 0.9, 0.99, 0.99])
+    np.testing.assert_allclose(np.asarray(m["final_state"].agent.hparams.gamma), [0.9, 0.9, 0.99, 0.99])
     k = 1
     single = sac.make(dataclasses.replace(SAC_TINY, gamma=0.9), 3, 1)
     s = online.run_gym(single, "JaxdiffRandomEnd-v0", _mcfg(seed=6), str(tmp_path / "single"))
@@ -307,7 +307,7 @@ def test_jax_run_k_of_many_equals_its_lone_run_and_sweep_applies(tmp_path):
     cfg = _mcfg(total_steps=40, eval_every=20, eval_episodes=4, checkpoint_every=20)
     pts = sweep.grid(2, base_seed=3, tau=[0.005, 0.05])
     m = online.run_jax(algo, env, cfg, str(tmp_path / "multi"), pts, env_name="bandit")
-    np.testing.assert_allclose(np.asarray(m["final_state"].runner.agent.hparams["tau"]), [0.005, 0.005, 0.05, 0.05])
+    np.testing.assert_allclose(np.asarray(m["final_state"].runner.agent.hparams.tau), [0.005, 0.005, 0.05, 0.05])
     k = 3
     single = sac.make(dataclasses.replace(SAC_TINY, tau=0.05), 1, 2)
     s = online.run_jax(single, env, dataclasses.replace(cfg, seed=4), str(tmp_path / "single"))

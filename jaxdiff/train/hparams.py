@@ -1,8 +1,9 @@
 """Hyperparameters held in a state: the one container type and the one way to read and set them.
 
 Every jaxdiff algorithm keeps the numbers people sweep (learning rates, gamma, tau, noise scales, entropy weights)
-as float32 leaves of `state.hparams`, a `flax.struct.dataclass` whose fields are those names (QVPOHParams,
-SACHParams, TD3HParams), and its update reads them from there; learning rates are copied into the optimizer state
+as float32 leaves of `state.hparams` and its update reads them from there. The container is a `flax.struct.dataclass`
+whose fields are those names (QVPOHParams, SACHParams, TD3HParams) or, for SRPO's stages, a dict (SRPO, BC and AWR
+share one PolicyState class with different hyperparameters: {"policy_lr", "beta"}, {"policy_lr"}, ...); learning rates are copied into the optimizer state
 (`jaxdiff.algorithm.set_learning_rate`) before each step. So a sweep needs no new code path: `vmap(init)` over
 seed keys, then `set_hparams` with one value per run. Sizes (n_d, T, batch, hidden widths) are bound into the
 functions when the algorithm is made and cannot vary inside one vmapped run; `check_sweepable` says so by name.
@@ -24,10 +25,16 @@ import jax.numpy as jnp
 
 
 def field_names(container: Any) -> tuple[str, ...]:
-    """Names of an hparams container class or instance (a flax struct dataclass), in field order."""
+    """Names of an hparams container (a flax struct dataclass class or instance, or a dict), in field order."""
+    if isinstance(container, Mapping):
+        return tuple(container)
     if not dataclasses.is_dataclass(container):
-        raise TypeError(f"hparams must be a flax.struct.dataclass, got {type(container).__name__}")
+        raise TypeError(f"hparams must be a flax.struct.dataclass or a dict, got {type(container).__name__}")
     return tuple(f.name for f in dataclasses.fields(container))
+
+
+def _get(hp: Any, name: str) -> Any:
+    return hp[name] if isinstance(hp, Mapping) else getattr(hp, name)
 
 
 def from_config(cls: type, config: Any, **values: float) -> Any:
@@ -65,13 +72,13 @@ def set_hparams(agent_state: Any, values: Mapping[str, Any]) -> Any:
     hp = agent_state.hparams
     new = {}
     for n, v in values.items():
-        old = getattr(hp, n)
+        old = _get(hp, n)
         # jnp.array copies: the state must not share a buffer with the caller's value (donation would delete it)
         new[n] = jnp.broadcast_to(jnp.array(v, old.dtype), old.shape)
-    return agent_state.replace(hparams=hp.replace(**new))
+    return agent_state.replace(hparams={**hp, **new} if isinstance(hp, Mapping) else hp.replace(**new))
 
 
 def get_hparams(agent_state: Any) -> dict:
     """{name: leaf} of agent_state.hparams (arrays of shape (runs,) for stacked states; {} if it keeps none)."""
     hp = getattr(agent_state, "hparams", None)
-    return {} if hp is None else {n: getattr(hp, n) for n in field_names(hp)}
+    return {} if hp is None else {n: _get(hp, n) for n in field_names(hp)}
