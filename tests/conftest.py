@@ -69,3 +69,36 @@ def assert_one_line_error(code: int, stderr: str, *needles: str, exit_code: int 
     for n in needles:
         assert n in lines[0], (n, lines[0])
     return lines[0]
+
+
+def random_batch(key, rows: int, obs_dim: int, action_dim: int, done_every: int = 3):
+    """A Transition of `rows` random rows (actions in [-1, 1]; done = 1 on every done_every-th row, 0 = never)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxdiff.algorithm import Transition
+
+    k = jax.random.split(key, 4)
+    done = (jnp.arange(rows) % done_every == 0) if done_every else jnp.zeros(rows, bool)
+    return Transition(obs=jax.random.normal(k[0], (rows, obs_dim)),
+                      action=jax.random.uniform(k[1], (rows, action_dim), minval=-1.0, maxval=1.0),
+                      reward=jax.random.normal(k[2], (rows,)), next_obs=jax.random.normal(k[3], (rows, obs_dim)),
+                      done=done.astype(jnp.float32))
+
+
+def kill_after_save(monkeypatch, directory_suffix: str, step: int):
+    """Simulate a kill: Checkpointer.save raises KeyboardInterrupt right after it has written `step` into a
+    directory ending with `directory_suffix` (e.g. os.path.join("checkpoints", "critic")). Returns a function that
+    puts the real save back."""
+
+    from jaxdiff.train import checkpoint as ckpt_lib
+
+    real_save = ckpt_lib.Checkpointer.save
+
+    def save_then_die(self, s, state, config=None):
+        real_save(self, s, state, config)
+        if self.directory.endswith(directory_suffix) and s == step:
+            raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(ckpt_lib.Checkpointer, "save", save_then_die)
+    return lambda: monkeypatch.setattr(ckpt_lib.Checkpointer, "save", real_save)

@@ -6,11 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import random_batch
 
 from jaxdiff import qvpo
 from jaxdiff.algorithm import set_learning_rate
 from jaxdiff.baselines import sac, td3
-from jaxdiff.data.replay import Transition
 from jaxdiff.train import hparams as hparams_lib
 
 OBS, ACT = 3, 2
@@ -23,12 +23,6 @@ CASES = {  # module, tiny config, the params fields a learning rate moves
     "td3": (td3, td3.TD3Config(batch_size=8, hidden=(8, 8)), ("actor_params", "critic_params")),
 }
 
-
-def _batch(key, rows):
-    k = jax.random.split(key, 4)
-    return Transition(jax.random.normal(k[0], (rows, OBS)), jax.random.uniform(k[1], (rows, ACT), minval=-1, maxval=1),
-                      jax.random.normal(k[2], (rows,)), jax.random.normal(k[3], (rows, OBS)),
-                      (jnp.arange(rows) % 3 == 0).astype(jnp.float32))
 
 
 def _assert_close(a, b, **tol):
@@ -64,7 +58,7 @@ def test_eager_init_donates_into_jitted_update_same_as_without_jit(case):
     state = algo.init(jax.random.PRNGKey(0))  # eager
     leaves = jax.tree.leaves(state)
     assert len({x.unsafe_buffer_pointer() for x in leaves}) == len(leaves), "init aliases a buffer"
-    batch, key = _batch(jax.random.PRNGKey(1), algo.batch_rows), jax.random.PRNGKey(2)
+    batch, key = random_batch(jax.random.PRNGKey(1), algo.batch_rows, OBS, ACT), jax.random.PRNGKey(2)
     # the pure update without jit, on its own state: an eager update passes unchanged leaves (hparams) through,
     # so its output shares those buffers with its input and donating that input would delete them
     ref, ref_m = algo.update(algo.init(jax.random.PRNGKey(0)), batch, key)
@@ -86,7 +80,7 @@ def test_vmap_over_stacked_states_and_scan_over_updates(case):
     # client-style: two eager inits stacked by hand, a learning-rate sweep set as leaves
     states = jax.tree.map(lambda *x: jnp.stack(x), *[algo.init(jax.random.PRNGKey(i)) for i in range(2)])
     states = hparams_lib.set_hparams(states, {"critic_lr": [3e-4, 1e-3]})
-    batch = _batch(jax.random.PRNGKey(1), algo.batch_rows)
+    batch = random_batch(jax.random.PRNGKey(1), algo.batch_rows, OBS, ACT)
     keys = jax.random.split(jax.random.PRNGKey(2), 2)
     vs, vm = jax.jit(jax.vmap(algo.update, in_axes=(0, None, 0)))(states, batch, keys)
     assert vm["critic_loss"].shape == (2,) and bool(jnp.all(jnp.isfinite(vm["critic_loss"])))
@@ -96,7 +90,7 @@ def test_vmap_over_stacked_states_and_scan_over_updates(case):
 
     # three updates under lax.scan equal three jitted calls
     state = algo.init(jax.random.PRNGKey(0))
-    batches = jax.vmap(lambda k: _batch(k, algo.batch_rows))(jax.random.split(jax.random.PRNGKey(3), 3))
+    batches = jax.vmap(lambda k: random_batch(k, algo.batch_rows, OBS, ACT))(jax.random.split(jax.random.PRNGKey(3), 3))
     ks = jax.random.split(jax.random.PRNGKey(4), 3)
 
     def body(s, xs):
@@ -113,7 +107,7 @@ def test_vmap_over_stacked_states_and_scan_over_updates(case):
 def test_learning_rates_are_read_from_hparams(case):
     algo, moved = case
     state = algo.init(jax.random.PRNGKey(0))
-    batch, key = _batch(jax.random.PRNGKey(1), algo.batch_rows), jax.random.PRNGKey(2)
+    batch, key = random_batch(jax.random.PRNGKey(1), algo.batch_rows, OBS, ACT), jax.random.PRNGKey(2)
     lrs = [n for n in hparams_lib.hparam_names(state) if n.endswith("_lr")]
     frozen = hparams_lib.set_hparams(state, {n: 0.0 for n in lrs})
     new, _ = jax.jit(algo.update)(frozen, batch, key)

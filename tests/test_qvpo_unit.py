@@ -5,25 +5,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import random_batch
 
 from jaxdiff import nets, qvpo
-from jaxdiff.data.replay import Transition
 from jaxdiff.train.hparams import set_hparams
 
 TINY = qvpo.QVPOConfig(batch_size=8, n_d=4, k_b=2, k_t=2, k_eval=3, diffusion_steps=3, actor_hidden=16,
                        actor_layers=2, critic_hidden=(16, 16), n_uniform=2)
 OBS, ACT = 5, 2
 
-
-def _batch(key, rows):
-    k = jax.random.split(key, 4)
-    return Transition(
-        obs=jax.random.normal(k[0], (rows, OBS)),
-        action=jax.random.uniform(k[1], (rows, ACT), minval=-1, maxval=1),
-        reward=jax.random.normal(k[2], (rows,)),
-        next_obs=jax.random.normal(k[3], (rows, OBS)),
-        done=(jnp.arange(rows) % 3 == 0).astype(jnp.float32),
-    )
 
 
 # ---------------------------------------------------------------------------------------------- weight transforms
@@ -105,7 +95,7 @@ def test_entropy_coef_matches_official_loop(offset):
 def test_first_update_uses_exactly_entropy_alpha_through_the_library():
     q = qvpo.make_parts(TINY, OBS, ACT)
     st = q.init(jax.random.PRNGKey(0))
-    _, m = q.update(st, _batch(jax.random.PRNGKey(1), 2 * TINY.batch_size), jax.random.PRNGKey(2))
+    _, m = q.update(st, random_batch(jax.random.PRNGKey(1), 2 * TINY.batch_size, OBS, ACT), jax.random.PRNGKey(2))
     assert float(m["entropy_coef"]) == np.float32(TINY.entropy_alpha)
 
 
@@ -270,7 +260,7 @@ def test_unweighted_mode_is_official(tiny):
 
 def test_critic_target_uses_done_and_gamma(tiny):
     q, st = tiny
-    b = _batch(jax.random.PRNGKey(4), TINY.batch_size)
+    b = random_batch(jax.random.PRNGKey(4), TINY.batch_size, OBS, ACT)
     y = q.critic_targets(st, b, jax.random.PRNGKey(5))
     terminal = np.asarray(b.done) == 1
     np.testing.assert_allclose(np.asarray(y)[terminal], np.asarray(b.reward)[terminal], rtol=1e-6)
@@ -280,7 +270,7 @@ def test_critic_target_uses_done_and_gamma(tiny):
 
 def test_update_moves_params_and_targets(tiny, jit_update):
     q, st = tiny
-    b = _batch(jax.random.PRNGKey(6), 2 * TINY.batch_size)
+    b = random_batch(jax.random.PRNGKey(6), 2 * TINY.batch_size, OBS, ACT)
     key = jax.random.PRNGKey(7)
     s1, m1 = jit_update(st, b, key)
     for k in m1:
@@ -293,7 +283,7 @@ def test_update_moves_params_and_targets(tiny, jit_update):
     for t0, t1, o1 in zip(leaves(st.critic_target), leaves(s1.critic_target), leaves(s1.critic)):
         np.testing.assert_allclose(t1, t0 + TINY.tau * (o1 - t0), rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError):
-        q.update(st, _batch(key, TINY.batch_size), key)  # needs 2 x batch_size rows
+        q.update(st, random_batch(key, TINY.batch_size, OBS, ACT), key)  # needs 2 x batch_size rows
     a = jax.jit(q.act)(s1, b.obs[:3], key)
     e = jax.jit(q.explore)(s1, b.obs[:3], key)
     assert a.shape == e.shape == (3, ACT) and float(jnp.max(jnp.abs(a))) <= 1.0
@@ -304,7 +294,7 @@ def test_vmap_init_and_update_over_seeds_and_hparams(tiny, jit_update):
     assert agent.replay_rows == 2 * TINY.batch_size
     keys = jax.random.split(jax.random.PRNGKey(8), 2)
     states = jax.vmap(agent.init)(keys)
-    batches = jax.vmap(lambda k: _batch(k, agent.replay_rows))(keys)
+    batches = jax.vmap(lambda k: random_batch(k, agent.replay_rows, OBS, ACT))(keys)
     # a learning-rate sweep rides along as a vmapped leaf
     states = set_hparams(states, {"actor_lr": [1e-4, 1e-3]})
     new, m = jax.jit(jax.vmap(agent.update))(states, batches, keys)

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import random_batch
 
 import jaxdiff
 from jaxdiff import qvpo
@@ -19,11 +20,6 @@ ALGOS = {
 }
 
 
-def _batch(rows: int, key: jax.Array) -> jaxdiff.Transition:
-    k = jax.random.split(key, 4)
-    return jaxdiff.Transition(jax.random.normal(k[0], (rows, OBS)), jax.random.uniform(k[1], (rows, ACT), minval=-1),
-                              jax.random.normal(k[2], (rows,)), jax.random.normal(k[3], (rows, OBS)), jnp.zeros(rows))
-
 
 def _equal(a, b) -> None:
     jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), a, b)
@@ -33,7 +29,8 @@ def _equal(a, b) -> None:
 def test_round_trip(name, tmp_path):
     algo = ALGOS[name]()
     state = algo.init(jax.random.PRNGKey(0))
-    state, _ = jax.jit(algo.update)(state, _batch(algo.batch_rows, jax.random.PRNGKey(1)), jax.random.PRNGKey(2))
+    batch = random_batch(jax.random.PRNGKey(1), algo.batch_rows, OBS, ACT)
+    state, _ = jax.jit(algo.update)(state, batch, jax.random.PRNGKey(2))
     jaxdiff.save(str(tmp_path / "one"), algo, state, step=7)
     algo2, state2, meta = jaxdiff.load_state(str(tmp_path / "one"))
     assert (algo2.name, algo2.obs_dim, algo2.action_dim, meta["step"]) == (name, OBS, ACT, 7)

@@ -15,11 +15,11 @@ import textwrap
 import jax
 import numpy as np
 import pytest
+from conftest import kill_after_save, launch
 
 from jaxdiff import srpo
 from jaxdiff.srpo import stages
 from jaxdiff.train import hparams as hparams_lib
-from jaxdiff.train import checkpoint as ckpt_lib
 from jaxdiff.train import sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -108,17 +108,10 @@ def test_beta_sweep_shares_behavior_and_critic_and_applies_each_beta(runs):
 def test_multi_run_resumes_exactly_and_rejects_other_runs(runs, monkeypatch):
     tmp, points, m, _ = runs
     wd = tmp / "killed"
-    real_save = ckpt_lib.Checkpointer.save
-
-    def save_then_die(self, step, state, config=None):
-        real_save(self, step, state, config)
-        if self.directory.endswith(os.path.join("checkpoints", "critic")) and step == 20:
-            raise KeyboardInterrupt("simulated kill")
-
-    monkeypatch.setattr(ckpt_lib.Checkpointer, "save", save_then_die)
+    restore_save = kill_after_save(monkeypatch, os.path.join("checkpoints", "critic"), 20)
     with pytest.raises(KeyboardInterrupt):
         srpo.run(_run_cfg(wd, checkpoint_every=20), _cfg(), points)
-    monkeypatch.setattr(ckpt_lib.Checkpointer, "save", real_save)
+    restore_save()
     with pytest.raises(ValueError, match="pass --resume"):
         srpo.run(_run_cfg(wd, checkpoint_every=20), _cfg(), points)
     with pytest.raises(ValueError, match="holds the behavior runs"):
@@ -246,17 +239,13 @@ def test_stage_points_and_swept_leaves():
         stages.check_points([{"seed": 0}, {"seed": 0}], cfg)
 
 
-def _launch(*args, timeout=600):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "srpo_offline.py"), *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=timeout)
-
 
 @pytest.mark.slow
 def test_launcher_num_seeds_and_beta_list(tmp_path):
     wd = tmp_path / "run"
-    res = _launch("--num_seeds=2", "--beta=0.1,2", "--behavior_steps=20", "--critic_steps=20", "--policy_steps=20",
-                  "--log_every=20", "--behavior_width=16", "--behavior_blocks=1", "--critic_width=16",
-                  "--policy_width=16", "--behavior_batch=32", f"--workdir={wd}")
+    res = launch("srpo_offline.py", "--num_seeds=2", "--beta=0.1,2", "--behavior_steps=20", "--critic_steps=20",
+                 "--policy_steps=20", "--log_every=20", "--behavior_width=16", "--behavior_blocks=1",
+                 "--critic_width=16", "--policy_width=16", "--behavior_batch=32", f"--workdir={wd}")
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout[res.stdout.index("{"):])
     assert out["num_runs"] == 4 and out["sweep"] == {"beta": [0.1, 2.0]} and len(out["groups"]) == 2
@@ -271,5 +260,5 @@ def test_launcher_num_seeds_and_beta_list(tmp_path):
         (0, 0, 0.1), (1, 1, 0.1), (2, 0, 2.0), (3, 1, 2.0)}
     act = srpo.load_policy(str(wd), seed=1, beta=2.0)
     np.testing.assert_allclose(act(np.zeros((1, 1), np.float32))[0], summary["runs"][3]["eval"]["action"], atol=1e-6)
-    bad = _launch("--num_seeds=2", "--beta=0.1,abc", f"--workdir={tmp_path / 'bad'}")
+    bad = launch("srpo_offline.py", "--num_seeds=2", "--beta=0.1,abc", f"--workdir={tmp_path / 'bad'}")
     assert bad.returncode == 1 and "comma-separated list" in bad.stderr and "Traceback" not in bad.stderr

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
 from test_minari_data import make_tiny_dataset
+from conftest import kill_after_save, launch
 
 from jaxdiff import srpo
-from jaxdiff.train import checkpoint as ckpt_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(behavior_width=16, behavior_blocks=1, behavior_batch=32, critic_width=16, critic_batch=32,
@@ -50,18 +48,11 @@ def test_mujoco_all_stages_eval_and_resume(tmp_path, monkeypatch):
     assert act(np.zeros((3, 11), np.float32)).shape == (3, 3)
 
     # Kill the second run right after the critic's checkpoint at step 100, then resume it.
-    real_save = ckpt_lib.Checkpointer.save
-
-    def save_then_die(self, step, state, config=None):
-        real_save(self, step, state, config)
-        if self.directory.endswith(os.path.join("checkpoints", "critic")) and step == 100:
-            raise KeyboardInterrupt("simulated kill")
-
-    monkeypatch.setattr(ckpt_lib.Checkpointer, "save", save_then_die)
+    restore_save = kill_after_save(monkeypatch, os.path.join("checkpoints", "critic"), 100)
     killed = run.__class__(**{**run.__dict__, "workdir": str(tmp_path / "b")})
     with pytest.raises(KeyboardInterrupt):
         srpo.run(killed, cfg)
-    monkeypatch.setattr(ckpt_lib.Checkpointer, "save", real_save)
+    restore_save()
     with pytest.raises(ValueError, match="pass --resume"):
         srpo.run(killed, cfg)
     with pytest.raises(ValueError, match="different settings.*tau"):
@@ -98,15 +89,11 @@ def test_toy_stages_reuse_and_determinism(tmp_path):
     assert one["runs"][0]["eval"]["action"] == staged["runs"][0]["eval"]["action"]  # staged == all-at-once
 
 
-def _launch(*args, env=None, timeout=300):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "experiments", "srpo_offline.py"), *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=timeout, env={**os.environ, **(env or {})})
-
 
 @pytest.mark.slow
 def test_launcher_smoke(tmp_path):
     wd = tmp_path / "run"
-    res = _launch("--behavior_steps=40", "--critic_steps=40", "--policy_steps=40", "--log_every=20",
+    res = launch("srpo_offline.py", "--behavior_steps=40", "--critic_steps=40", "--policy_steps=40", "--log_every=20",
                   "--behavior_width=16", "--behavior_blocks=1", "--critic_width=16", "--policy_width=16",
                   "--behavior_batch=32", f"--workdir={wd}", "--beta=0.2")
     assert res.returncode == 0, res.stderr[-3000:]
@@ -117,7 +104,7 @@ def test_launcher_smoke(tmp_path):
     for f in ("metrics.jsonl", "config.json", "bandit.png", "curves_behavior.png", "curves_critic.png",
               "curves_policy.png"):
         assert (wd / f).exists(), f
-    again = _launch("--behavior_steps=40", f"--workdir={wd}")
+    again = launch("srpo_offline.py", "--behavior_steps=40", f"--workdir={wd}")
     assert again.returncode == 1 and "pass --resume" in again.stderr
 
 
@@ -128,6 +115,6 @@ def test_launcher_smoke(tmp_path):
     (["--log_every=100", "--checkpoint_every=150"], "multiple of --log_every"),
 ])
 def test_launcher_bad_input_is_one_clear_error(tmp_path, args, message):
-    res = _launch(*args, f"--workdir={tmp_path / 'w'}", env={"MINARI_DATASETS_PATH": str(tmp_path / "empty")})
+    res = launch("srpo_offline.py", *args, f"--workdir={tmp_path / 'w'}", MINARI_DATASETS_PATH=str(tmp_path / "empty"))
     assert res.returncode == 1
     assert message in res.stderr and "Traceback" not in res.stderr, res.stderr[-2000:]

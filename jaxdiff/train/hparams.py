@@ -3,8 +3,8 @@
 Every jaxdiff algorithm keeps the numbers people sweep (learning rates, gamma, tau, noise scales, entropy weights)
 as float32 leaves of `state.hparams` and its update reads them from there. The container is a `flax.struct.dataclass`
 whose fields are those names (QVPOHParams, SACHParams, TD3HParams) or, for SRPO's stages, a dict (SRPO, BC and AWR
-share one PolicyState class with different hyperparameters: {"policy_lr", "beta"}, {"policy_lr"}, ...); learning rates are copied into the optimizer state
-(`jaxdiff.algorithm.set_learning_rate`) before each step. So a sweep needs no new code path: `vmap(init)` over
+share one PolicyState class with different hyperparameters: {"policy_lr", "beta"}, {"policy_lr"}, ...).
+Learning rates are copied into the optimizer state (`jaxdiff.algorithm.set_learning_rate`) before each step. So a sweep needs no new code path: `vmap(init)` over
 seed keys, then `set_hparams` with one value per run. Sizes (n_d, T, batch, hidden widths) are bound into the
 functions when the algorithm is made and cannot vary inside one vmapped run; `check_sweepable` says so by name.
 
