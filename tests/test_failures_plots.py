@@ -4,12 +4,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdiff.data import bandits
 from jaxdiff import srpo
+from jaxdiff.data import bandits
 from jaxdiff.srpo.data import bandit_record
 from jaxdiff.srpo.plots import bandit_figure
 from jaxdiff.train import logging as logging_lib
-from jaxdiff.train import multirun, online
+from jaxdiff.train import multirun, online_io
 
 
 def test_single_point_curves_have_markers_and_labelled_axes(tmp_path):
@@ -27,10 +27,11 @@ def test_single_point_curves_have_markers_and_labelled_axes(tmp_path):
 
 
 def test_bandit_variants_get_different_titles():
-    with_ent = online._title({"algo": "qvpo", "label": "with entropy term"}, "bandit", 0)
-    without = online._title({"algo": "qvpo", "label": "without entropy term"}, "bandit", 0)
+    with_ent = online_io.title({"algo": "qvpo", "label": "with entropy term"}, "bandit", [{"seed": 0}])
+    without = online_io.title({"algo": "qvpo", "label": "without entropy term"}, "bandit", [{"seed": 0}])
     assert with_ent != without and "without entropy term" in without
-    assert online._title({"algo": "sac"}, "Hopper-v5", 1) == "sac Hopper-v5 seed 1"
+    assert online_io.title({"algo": "sac"}, "Hopper-v5", [{"seed": 1}]) == "sac Hopper-v5: seed 1"
+    assert online_io.title({"algo": "sac"}, "Hopper-v5", [{"seed": 1}, {"seed": 2}]) == "sac Hopper-v5: 2 runs"
 
 
 def test_srpo_toy_says_when_the_action_is_outside_the_support(tmp_path):

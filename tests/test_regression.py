@@ -27,8 +27,12 @@ from flax import traverse_util
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "tests", "regression", "data")
 
-# case name -> (atol, reason). Empty: every case must be bit-identical.
-TOLERANCE: dict[str, tuple[float, str]] = {}
+# (case name, key prefix) -> (atol, reason). Every other value must be bit-identical.
+TOLERANCE: dict[tuple[str, str], tuple[float, str]] = {
+    ("srpo", "awr/"): (1e-8, "AWR's frozen critic is now a state input; before the redesign the jitted AWR update "
+                             "closed over it, so XLA folded it in as a constant and rounded differently (measured "
+                             "on the old code: passing it as an input there gives the same <= 2e-9 differences)"),
+}
 
 # ================================================================================================================
 # ADAPTERS: the only code that knows today's API. Edit these after a redesign, nothing below them.
@@ -48,20 +52,21 @@ def srpo_config():
 def srpo_stages(cfg):
     """The SRPO stage verbs with sizes bound: a dict of plain functions (keys are this file's names)."""
     from jaxdiff import srpo
-    from jaxdiff.srpo import baselines
 
-    o, a = OBS_DIM, ACTION_DIM
+    algos = srpo.make(cfg, OBS_DIM, ACTION_DIM, awr_temperature=3.0)
     return {
-        "behavior_init": lambda key: srpo.behavior_init(key, o, a, cfg),
-        "behavior_update": srpo.behavior_update,
-        "behavior_sample": lambda st, obs, key: srpo.behavior_sample(st, obs, key),  # DPM-Solver, default steps
-        "critic_init": lambda key: srpo.critic_init(key, o, a, cfg),
-        "critic_update": srpo.critic_update,
-        "policy_init": lambda key, b, c: srpo.policy_init(key, o, a, cfg, b, c),
-        "policy_update": srpo.policy_update,
-        "act": srpo.act,
-        "bc_update": baselines.bc_update,
-        "awr_update": lambda critic_state: baselines.make_awr_update(critic_state, 3.0),
+        "behavior_init": algos.behavior.init,
+        "behavior_update": algos.behavior.update,
+        "behavior_sample": srpo.behavior.sampler(cfg, ACTION_DIM),  # DPM-Solver, 15 steps, order 3 (the default)
+        "critic_init": algos.critic.init,
+        "critic_update": algos.critic.update,
+        "policy_init": algos.policy.init,
+        "policy_update": algos.policy.update,
+        "act": algos.policy.act,
+        "bc_init": algos.bc.init,  # the same policy parameters as policy_init (one shared init)
+        "bc_update": algos.bc.update,
+        "awr_init": algos.awr.init,
+        "awr_update": algos.awr.update,
     }
 
 
@@ -164,14 +169,17 @@ def read_bandit_evals(workdir: str) -> dict:
     """Per seed and variant (with / without the entropy term): the evaluation curve and final return. Today the
     single-seed launcher writes the no-entropy variant to <workdir>/no_entropy; many seeds are one summary."""
     s = _load_json(os.path.join(workdir, "summary.json"))
-    if isinstance(s.get("runs"), list):
-        runs = [(r["seed"], r["entropy_alpha"] > 0, r) for r in s["runs"]]
-    else:
-        runs = [(s["runner"]["seed"], True, s)]
-        other = os.path.join(workdir, "no_entropy", "summary.json")
-        if os.path.exists(other):
-            o = _load_json(other)
-            runs.append((o["runner"]["seed"], False, o))
+    def seed_of(r):
+        return r["seed"] if "seed" in r else r["point"]["seed"]
+
+    def entropy_on(r, default):
+        alpha = r.get("entropy_alpha", r.get("point", {}).get("entropy_alpha"))
+        return default if alpha is None else alpha > 0
+
+    runs = [(seed_of(r), entropy_on(r, True), r) for r in _runs(s)]
+    other = os.path.join(workdir, "no_entropy", "summary.json")
+    if os.path.exists(other):  # one seed: the no-entropy variant is a second run in its own directory
+        runs += [(seed_of(r), False, r) for r in _runs(_load_json(other))]
     out = {}
     for seed, ent, r in runs:
         tag = f"seed{seed}/{'with' if ent else 'without'}_entropy"
@@ -248,9 +256,9 @@ def case_srpo() -> dict:
     out.update(m, **_flat("policy/final", srpo_trees("policy", p)))
     out["policy/act"] = np.asarray(jax.jit(st["act"])(p, obs, jax.random.PRNGKey(6)))
 
-    for name, update in (("bc", st["bc_update"]), ("awr", st["awr_update"](c))):
-        q = st["policy_init"](jax.random.PRNGKey(3), b, c)
-        q, m = _train(update, q, batch, 2, 400, name)
+    for name in ("bc", "awr"):
+        q = st[f"{name}_init"](jax.random.PRNGKey(3), b, c)
+        q, m = _train(st[f"{name}_update"], q, batch, 2, 400, name)
         out.update(m, **_flat(f"{name}/final", srpo_trees(name, q)))
     return out
 
@@ -341,9 +349,10 @@ def assert_same(name: str, got: dict, want: dict) -> None:
     bad = []
     for k in sorted(want):
         g, w = np.asarray(got[k]), np.asarray(want[k])
+        tol = [t for (case, prefix), (t, _) in TOLERANCE.items() if case == name and k.startswith(prefix)]
         try:
-            if name in TOLERANCE:
-                np.testing.assert_allclose(g, w, rtol=0, atol=TOLERANCE[name][0])
+            if tol:
+                np.testing.assert_allclose(g, w, rtol=0, atol=tol[0])
             else:
                 assert g.dtype == w.dtype or g.dtype.kind == w.dtype.kind == "f", (g.dtype, w.dtype)
                 np.testing.assert_array_equal(g, w)
