@@ -51,15 +51,11 @@ from device_peaks import peaks_for, reference_peak  # noqa: E402
 # Adapter: EVERY call into jaxdiff is in this section (the API is being redesigned; adapt only here).
 # Builders return (pure function of arrays, args); the report jits, compiles and times them.
 # ================================================================================================================
-from jaxdiff import qvpo  # noqa: E402
-from jaxdiff.data.replay import Transition  # noqa: E402
+from jaxdiff import qvpo, srpo  # noqa: E402
+from jaxdiff.algorithm import Transition  # noqa: E402
 from jaxdiff.envs.evaluate import make_env, scale_action  # noqa: E402
-from jaxdiff.srpo import behavior as srpo_behavior  # noqa: E402
-from jaxdiff.srpo import critic as srpo_critic  # noqa: E402
-from jaxdiff.srpo import policy as srpo_policy  # noqa: E402
-from jaxdiff.srpo import train as srpo_train  # noqa: E402
-from jaxdiff.srpo.config import SRPOConfig  # noqa: E402
-from jaxdiff.train import online as online_lib  # noqa: E402
+from jaxdiff.srpo import SRPOConfig  # noqa: E402
+from jaxdiff.train import online_state as online_lib  # noqa: E402
 
 
 def srpo_config(smoke: bool) -> SRPOConfig:
@@ -90,41 +86,45 @@ def offline_data(rows: int, dims: tuple[int, int], key: jax.Array) -> Transition
 
 def srpo_states(cfg: SRPOConfig, dims: tuple[int, int], key: jax.Array) -> dict:
     """Fresh {"behavior", "critic", "policy"} states (the policy on the fresh behavior model and critic)."""
-    o, a = dims
+    algos = _srpo_algos(cfg, dims)
     kb, kc, kp = jax.random.split(key, 3)
-    b = jax.jit(srpo_behavior.init, static_argnums=(1, 2, 3))(kb, o, a, cfg)
-    c = jax.jit(srpo_critic.init, static_argnums=(1, 2, 3))(kc, o, a, cfg)
-    p = jax.jit(srpo_policy.init, static_argnums=(1, 2, 3))(kp, o, a, cfg, b, c)
-    return {"behavior": b, "critic": c, "policy": p}
+    b = jax.jit(algos.behavior.init)(kb)
+    c = jax.jit(algos.critic.init)(kc)
+    p = jax.jit(algos.policy.init)(kp, b, c)
+    return {"behavior": b, "critic": c, "policy": p, "algos": algos}
 
 
-_CHUNKS = {"behavior": srpo_train.behavior_chunk, "critic": srpo_train.critic_chunk,
-           "policy": srpo_train.policy_chunk}
+@functools.lru_cache(maxsize=4)
+def _srpo_algos(cfg: SRPOConfig, dims: tuple[int, int]):
+    return srpo.make(cfg, *dims)
 
 
 def srpo_stage_chunk(stage: str, states: dict, data: Transition, num_steps: int):
     """(fn(state, data, key), args): `num_steps` updates of one stage in the pipeline's jitted lax.scan chunk."""
-    return (lambda st, d, k: _CHUNKS[stage](st, d, k, num_steps)), (states[stage], data, jax.random.PRNGKey(2))
+    algo = states["algos"].stage(stage)
+    return (lambda st, d, k: srpo.chunk(algo, st, d, k, num_steps)), (states[stage], data, jax.random.PRNGKey(2))
 
 
 def srpo_behavior_seeds_chunk(cfg: SRPOConfig, dims: tuple[int, int], data: Transition, n_seeds: int,
                               num_steps: int):
     """(fn(states, data, keys), args): the behavior chunk vmapped over `n_seeds` stacked seeds, shared data."""
     keys = jax.random.split(jax.random.PRNGKey(5), n_seeds)
-    init = jax.jit(jax.vmap(lambda k: srpo_behavior.init(k, dims[0], dims[1], cfg)))
-    chunk = jax.vmap(lambda st, d, k: srpo_train.behavior_chunk(st, d, k, num_steps), in_axes=(0, None, 0))
+    algo = _srpo_algos(cfg, dims).behavior
+    init = jax.jit(jax.vmap(algo.init))
+    chunk = jax.vmap(lambda st, d, k: srpo.chunk(algo, st, d, k, num_steps), in_axes=(0, None, 0))
     return chunk, (init(keys), data, jax.random.split(jax.random.PRNGKey(6), n_seeds))
 
 
 def srpo_act(states: dict, obs: jax.Array):
     """(fn(policy_state, obs), args): the deterministic SRPO action pi(s)."""
-    return (lambda st, o: srpo_policy.act(st, o)), (states["policy"], obs)
+    algo = states["algos"].policy
+    return (lambda st, o: algo.act(st, o, None)), (states["policy"], obs)
 
 
 def dpm_solver_sample(states: dict, obs: jax.Array, steps: int = 15):
     """(fn(behavior_state, obs, key), args): DPM-Solver samples of the behavior model (`steps` evaluations)."""
-    return (lambda st, o, k: srpo_behavior.sample(st, o, k, steps=steps)), (states["behavior"], obs,
-                                                                           jax.random.PRNGKey(4))
+    sample = srpo.behavior.sampler(states["algos"].behavior.config, states["algos"].behavior.action_dim, steps=steps)
+    return sample, (states["behavior"], obs, jax.random.PRNGKey(4))
 
 
 def qvpo_config(smoke: bool) -> qvpo.QVPOConfig:
@@ -199,7 +199,7 @@ def qvpo_online(cfg: qvpo.QVPOConfig, env_id: str, capacity: int, seed: int = 0)
     return OnlineParts(
         env=env, to_env=lambda act: scale_action(act, low, high), state=rs,
         add=partial(online_lib.add_step, **static),
-        step=partial(online_lib.host_step, algo, do_update=True, do_act=True, add_transition=False, **static),
+        step=partial(online_lib.host_step, algo, do_update=True, do_act=True, **static),
         pack=online_lib.pack, rows_needed=algo.batch_rows,
         transfers_per_step={"host_to_device": 1, "device_to_host": 1}, dispatches_per_step=2)
 

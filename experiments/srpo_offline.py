@@ -59,6 +59,9 @@ flags.DEFINE_enum("weight", None, ["sigma2", "one", "alpha_over_sigma"], "w(t) o
                   "(official 'VDS').")
 flags.DEFINE_bool("baseline", None, "Use eps_hat - z (the paper's zero-mean baseline); default off (official).")
 flags.DEFINE_bool("q_grad_norm", None, "RMS-normalise grad_a Q; default: task preset (antmaze on).")
+flags.DEFINE_enum("behavior_matmul_dtype", None, ["float32", "bfloat16"], "Matmul inputs of the behavior net: "
+                  "bfloat16 = bf16 inputs, float32 params and accumulation (default float32; off until measured on "
+                  "a GPU).")
 for _name, _help in [("behavior_batch", "Behavior batch (2048)."), ("critic_batch", "IQL batch (256)."),
                      ("policy_batch", "Policy batch (256)."), ("behavior_width", "LN-ResNet width (256)."),
                      ("behavior_blocks", "LN-ResNet residual blocks (3)."), ("critic_width", "Q/V width (256)."),
@@ -80,7 +83,7 @@ flags.DEFINE_bool("tensorboard", False, "Also write the metrics as TensorBoard e
 FLAGS = flags.FLAGS
 _CONFIG_FLAGS = ("behavior_steps", "critic_steps", "policy_steps", "policy_layers", "weight", "baseline",
                  "q_grad_norm", "behavior_batch", "critic_batch", "policy_batch", "behavior_width", "behavior_blocks",
-                 "critic_width", "critic_layers", "policy_width")
+                 "critic_width", "critic_layers", "policy_width", "behavior_matmul_dtype")
 
 
 def _round_up(x: int, k: int) -> int:

@@ -32,6 +32,19 @@ def mish_fast(x: jax.Array) -> jax.Array:
     return jnp.where(x > 20.0, x, x * n / (n + 2.0))
 
 
+MATMUL_DTYPES = ("float32", "bfloat16")
+
+
+def matmul(x: jax.Array, w: jax.Array, dtype: str = "float32") -> jax.Array:
+    """x @ w; with dtype="bfloat16" both operands are rounded to bf16 and the product accumulates in float32
+    (the parameters stay float32: only the matmul inputs are cast). "float32" is the plain x @ w."""
+    if dtype == "float32":
+        return x @ w
+    if dtype not in MATMUL_DTYPES:
+        raise ValueError(f"matmul dtype must be one of {MATMUL_DTYPES}, got {dtype!r}")
+    return jnp.matmul(x.astype(dtype), w.astype(dtype), preferred_element_type=jnp.float32)
+
+
 def _torch_uniform(bound: float):
     def init(key, shape, dtype=jnp.float32):
         return jax.random.uniform(key, shape, dtype, -bound, bound)
@@ -56,10 +69,12 @@ class Dense(nn.Module):
 
     param_init="torch" (default): PyTorch's nn.Linear default, kernel and bias ~ U(+-1/sqrt(fan_in)).
     param_init="qvpo": the official QVPO code, kernel ~ N(0, (1 / (2 sqrt(fan_in)))^2), bias 0.
+    matmul_dtype: "float32" (default) or "bfloat16" (bf16 inputs, float32 accumulation; see `matmul`).
     """
 
     features: int
     param_init: str = "torch"
+    matmul_dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -73,7 +88,7 @@ class Dense(nn.Module):
             raise ValueError(f"param_init must be one of {INITS}, got {self.param_init!r}")
         kernel = self.param("kernel", k_init, (fan_in, self.features))
         bias = self.param("bias", b_init, (self.features,))
-        return x @ kernel + bias
+        return matmul(x, kernel, self.matmul_dtype) + bias
 
 
 class MLP(nn.Module):
@@ -132,18 +147,20 @@ class LNResNetNoiseNet(nn.Module):
     dropout: float = 0.1
     fourier_scale: float = 30.0
     layer_norm_eps: float = 1e-5
+    matmul_dtype: str = "float32"  # "bfloat16": bf16 matmul inputs, float32 params / accumulation / LayerNorm
 
     @nn.compact
     def __call__(self, a_t: jax.Array, t: jax.Array, obs: jax.Array, train: bool = False) -> jax.Array:
+        dense = lambda n: Dense(n, matmul_dtype=self.matmul_dtype)  # noqa: E731
         temb = GaussianFourierFeatures(32, self.fourier_scale)(t)
-        temb = Dense(128)(mish(Dense(128)(temb)))
-        x = Dense(self.width)(jnp.concatenate([a_t, obs, temb], axis=-1))
+        temb = dense(128)(mish(dense(128)(temb)))
+        x = dense(self.width)(jnp.concatenate([a_t, obs, temb], axis=-1))
         for _ in range(self.n_blocks):
             h = nn.Dropout(self.dropout, deterministic=not train)(x)
             h = nn.LayerNorm(epsilon=self.layer_norm_eps)(h)
-            h = Dense(self.width)(mish(Dense(4 * self.width)(h)))
+            h = dense(self.width)(mish(dense(4 * self.width)(h)))
             x = x + h
-        return Dense(self.action_dim)(mish(x))
+        return dense(self.action_dim)(mish(x))
 
 
 class MishMLPNoiseNet(nn.Module):

@@ -73,7 +73,7 @@ def make_parts(config: QVPOConfig, obs_dim: int, action_dim: int) -> QVPO:
 
     def sample(actor_params: Params, obs: jax.Array, key: jax.Array) -> jax.Array:
         """One policy sample per row of obs (full noise, x0 clipped, output clipped to [-1, 1])."""
-        eps_fn = chain_eps_fn(actor_net, actor_params, obs, action_dim)
+        eps_fn = chain_eps_fn(actor_net, actor_params, obs, action_dim, c.matmul_dtype)
         return ddpm.ancestral_sample(key, sched, eps_fn, (obs.shape[0], action_dim), clip=1.0)
 
     def q_min(critic_params: Params, obs: jax.Array, actions: jax.Array) -> jax.Array:

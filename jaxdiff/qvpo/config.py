@@ -12,6 +12,7 @@ import jax
 
 from jaxdiff.train import hparams as hparams_lib
 
+MATMUL_DTYPES = ("float32", "bfloat16")  # = jaxdiff.nets.MATMUL_DTYPES (no nets import in config)
 WEIGHT_TRANSFORMS = ("qadv", "qcut", "none")
 INITS = ("qvpo", "torch")
 
@@ -39,6 +40,9 @@ class QVPOConfig:
     adam_eps: float = 1e-5
     param_init: str = "qvpo"  # qvpo: the official code's N(0, (1/(2 sqrt(fan_in)))^2) weights, zero biases; torch: U(+-1/sqrt(fan_in))
     fast_mish: bool = True  # same function as Mish, one exp instead of three transcendentals (nets.mish_fast)
+    # bf16 inputs (float32 accumulation, params, optimizer) for the sampling chains' matmuls, the bulk of QVPO's
+    # FLOPs; off until measured on a GPU (BUILD_NOTES, issue 12)
+    matmul_dtype: str = "float32"
     # --- numeric hyperparameters (become float32 leaves of QVPOState.hparams: vmappable for sweeps) ---
     actor_lr: float = 1e-4
     critic_lr: float = 3e-4
@@ -62,6 +66,8 @@ class QVPOConfig:
                 raise ValueError(f"{name} must be >= 1")
         if self.n_uniform < 0:
             raise ValueError("n_uniform must be >= 0")
+        if self.matmul_dtype not in MATMUL_DTYPES:
+            raise ValueError(f"matmul_dtype must be one of {MATMUL_DTYPES}, got {self.matmul_dtype!r}")
         object.__setattr__(self, "critic_hidden", tuple(int(h) for h in self.critic_hidden))
 
     def to_dict(self) -> dict:

@@ -111,14 +111,17 @@ def top_k_samples(acts: jax.Array, scores: jax.Array, k: int) -> tuple[jax.Array
     return jnp.take_along_axis(acts, idx[:, :, None], axis=1), top
 
 
-def chain_eps_fn(net: nets.MishMLPNoiseNet, params: Params, obs: jax.Array, action_dim: int):
+def chain_eps_fn(net: nets.MishMLPNoiseNet, params: Params, obs: jax.Array, action_dim: int,
+                 matmul_dtype: str = "float32"):
     """eps_fn(x, t) for a sampling chain, where every row shares the step t and obs is fixed for all T steps.
 
     Same function as `net.apply(params, x, t, obs)` (tests/test_qvpo_unit.py checks it), computed from the same
     parameters with two savings that only a chain allows: the time embedding is computed once per step (one row,
     broadcast), and the obs part of the first layer, obs @ W_obs + b, once per chain instead of once per step.
     The second matters for large observations (Humanoid: 348 of the first layer's 397 inputs).
+    matmul_dtype="bfloat16" runs the per-step matmuls with bf16 inputs and float32 accumulation (nets.matmul).
     """
+    mm = lambda a, b: nets.matmul(a, b, matmul_dtype)  # noqa: E731
     p = params["params"]
     first = p["MLP_0"]["Dense_0"]
     w_x = first["kernel"][:action_dim]
@@ -127,12 +130,12 @@ def chain_eps_fn(net: nets.MishMLPNoiseNet, params: Params, obs: jax.Array, acti
     f = net.activation
 
     def dense(layer, h):
-        return h @ layer["kernel"] + layer["bias"]
+        return mm(h, layer["kernel"]) + layer["bias"]
 
     def eps_fn(x: jax.Array, t: jax.Array) -> jax.Array:
         temb = nets.sinusoidal_embedding(t[:1], net.t_dim)  # (1, t_dim): the step is shared by all rows
         temb = dense(p["Dense_0"], f(dense(p["Dense_1"], temb)))
-        h = f(x @ w_x + (temb @ w_t + obs_proj))
+        h = f(mm(x, w_x) + (mm(temb, w_t) + obs_proj))
         for i in range(1, net.n_hidden):
             h = f(dense(p["MLP_0"][f"Dense_{i}"], h))
         return dense(p["MLP_0"][f"Dense_{net.n_hidden}"], h)

@@ -44,7 +44,7 @@ def network(cfg: SRPOConfig, action_dim: int) -> LNResNetNoiseNet:
     """The eps-prediction LN-ResNet of the config."""
     return LNResNetNoiseNet(
         action_dim, width=cfg.behavior_width, n_blocks=cfg.behavior_blocks, dropout=cfg.behavior_dropout,
-        fourier_scale=cfg.fourier_scale,
+        fourier_scale=cfg.fourier_scale, matmul_dtype=cfg.behavior_matmul_dtype,
     )
 
 

@@ -28,6 +28,7 @@ class SRPOConfig:
     behavior_blocks: int = 3
     behavior_dropout: float = 0.1
     fourier_scale: float = 30.0
+    behavior_matmul_dtype: str = "float32"  # "bfloat16": bf16 matmul inputs, float32 params (off until GPU-measured)
     # (b) IQL critic.
     critic_steps: int = 1_500_000
     critic_batch: int = 256
@@ -61,6 +62,8 @@ class SRPOConfig:
                 raise ValueError(f"{f} must be >= 1, got {getattr(self, f)}")
         if not 0.0 < self.tau < 1.0:
             raise ValueError(f"expectile tau must be in (0, 1), got {self.tau}")
+        if self.behavior_matmul_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"behavior_matmul_dtype must be float32 or bfloat16, got {self.behavior_matmul_dtype!r}")
         if not 0.0 <= self.t_min < self.t_max <= 1.0:
             raise ValueError(f"need 0 <= t_min < t_max <= 1, got {self.t_min}, {self.t_max}")
 
@@ -82,7 +85,7 @@ class SRPOConfig:
 # Which fields each stage's result depends on (a later stage may reuse an earlier checkpoint only if these match).
 STAGE_FIELDS = {
     "behavior": ("behavior_steps", "behavior_batch", "behavior_lr", "behavior_weight_decay", "behavior_width",
-                 "behavior_blocks", "behavior_dropout", "fourier_scale"),
+                 "behavior_blocks", "behavior_dropout", "fourier_scale", "behavior_matmul_dtype"),
     "critic": ("critic_steps", "critic_batch", "critic_lr", "critic_width", "critic_layers", "tau", "gamma", "polyak"),
     "policy": ("policy_steps", "policy_batch", "policy_lr", "policy_width", "policy_layers", "beta", "weight",
                "baseline", "q_grad_norm", "t_min", "t_max"),

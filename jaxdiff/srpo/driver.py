@@ -28,7 +28,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxdiff import saving
 from jaxdiff.data.minari_data import OfflineDataset
 from jaxdiff.srpo import plan as plan_lib
-from jaxdiff.srpo import stages, train
+from jaxdiff.srpo import policy, stages, train
 from jaxdiff.srpo.config import RunConfig, SRPOConfig, preset_for
 from jaxdiff.srpo.data import configure, evaluate_runs, load_dataset
 from jaxdiff.srpo.summary import summarize, write_plots
@@ -99,20 +99,24 @@ def unpad(tree: Any, n: int) -> Any:
 
 
 def _chunk_fn(algo, n: int, out_sharding, batch_sharding):
-    """The jitted chunk of n (padded) runs: run r uses fold_in(train_keys[r], step), one compile for all chunks."""
-    def one(state, key, data, step, num_steps):
-        return train.chunk(algo, state, data, jax.random.fold_in(key, step), num_steps, batch_sharding)
+    """The jitted chunk of n (padded) runs: run r uses fold_in(train_keys[r], step). One compile for all chunks of
+    a stage: every call scans num_steps (the log interval) updates and applies the first `limit` (fewer only in
+    the last chunk). The states are donated (the policy's carries the frozen behavior model and critic, so without
+    donation every chunk held two copies of them)."""
+    def one(state, key, data, step, num_steps, limit):
+        return train.chunk(algo, state, data, jax.random.fold_in(key, step), num_steps, batch_sharding, limit)
 
-    def fn(states, data, train_keys, step, num_steps):
-        return over_runs(lambda s, k: one(s, k, data, step, num_steps), n)(states, train_keys)
+    def fn(states, data, train_keys, step, limit, num_steps):
+        return over_runs(lambda s, k: one(s, k, data, step, num_steps, limit), n)(states, train_keys)
 
-    return jax.jit(fn, static_argnames="num_steps", out_shardings=out_sharding)
+    return jax.jit(fn, static_argnames="num_steps", out_shardings=out_sharding, donate_argnums=0)
 
 
 def _act_fn(algos: stages.SRPO, states: Any, n: int, place: Placement):
     """Host act(obs (n, B, obs_dim)) -> (n, B, action_dim) of n runs' stacked policy states (jitted inside)."""
     n_pad = place.padded(n)
     act = jax.jit(over_runs(lambda s, o: algos.policy.act(s, o, None), n_pad))
+    states = policy.acting_view(states)  # the params only: ~60 leaves fewer to pass on every call
 
     def host(obs: np.ndarray) -> np.ndarray:
         o = np.concatenate([obs, np.repeat(obs[-1:], n_pad - n, axis=0)]) if n_pad > n else obs
@@ -134,8 +138,10 @@ def _train_stage(algos, stage: str, state: Any, pts: list[dict], data: Any, cfg:
             place.sharding(n), None
     fn = _chunk_fn(algos.stage(stage), rows, out, batch)
 
+    full = max(1, min(run.log_every, plan_lib.total_steps(cfg, stage)))  # the one compiled chunk length
+
     def chunk(st, step, num):
-        st, metrics = fn(st, data, keys, np.int32(step), num_steps=num)
+        st, metrics = fn(st, data, keys, np.int32(step), np.int32(num), num_steps=full)
         return st, {k: to_host(v)[:n] for k, v in metrics.items()}
 
     def to_records(step, num, dt, last, ev):

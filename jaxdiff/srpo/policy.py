@@ -43,6 +43,13 @@ class PolicyState:
     v_params: Any = None  # frozen V params of the critic (AWR only; None otherwise)
 
 
+def acting_view(state: PolicyState) -> PolicyState:
+    """The state with only what `act` reads (the policy params, step and hparams): the frozen behavior model,
+    critic and optimizer state become None. A jitted call pays host time per argument leaf, and the full state has
+    ~60 (measured at batch 1: ~129 us a call against ~34 us for the params alone), so evaluation loops act on this."""
+    return state.replace(opt_state=None, behavior=None, q_params=None, v_params=None)
+
+
 def network(cfg: SRPOConfig, action_dim: int) -> DiracPolicy:
     """The deterministic tanh policy MLP of the config."""
     return DiracPolicy(action_dim, hidden=(cfg.policy_width,) * cfg.policy_layers)

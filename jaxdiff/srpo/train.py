@@ -29,8 +29,10 @@ def sample_batch(data: Transition, key: jax.Array, batch_size: int) -> Transitio
 
 
 def train_chunk(update: UpdateFn, state: Any, data: Transition, key: jax.Array, num_steps: int,
-                batch_size: int, batch_sharding: jax.sharding.Sharding | None = None) -> tuple[Any, dict]:
-    """`num_steps` x (sample a batch, update) in one lax.scan; metrics are averaged over the chunk."""
+                batch_size: int, batch_sharding: jax.sharding.Sharding | None = None,
+                limit: jax.Array | int | None = None) -> tuple[Any, dict]:
+    """`num_steps` x (sample a batch, update) in one lax.scan; metrics are averaged over the chunk. limit: only
+    the first `limit` updates are applied (see jaxdiff.train.loop.scan_updates)."""
     def step(st, k):
         k_batch, k_update = jax.random.split(k)
         batch = sample_batch(data, k_batch, batch_size)
@@ -38,10 +40,12 @@ def train_chunk(update: UpdateFn, state: Any, data: Transition, key: jax.Array, 
             batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
         return update(st, batch, k_update)
 
-    return scan_updates(step, state, key, num_steps)
+    return scan_updates(step, state, key, num_steps, limit)
 
 
 def chunk(algo: Algorithm, state: Any, data: Transition, key: jax.Array, num_steps: int,
-          batch_sharding: jax.sharding.Sharding | None = None) -> tuple[Any, dict]:
-    """`num_steps` updates of an Algorithm on minibatches of algo.batch_rows rows drawn from `data`."""
-    return train_chunk(algo.update, state, data, key, num_steps, algo.batch_rows, batch_sharding)
+          batch_sharding: jax.sharding.Sharding | None = None, limit: jax.Array | int | None = None
+          ) -> tuple[Any, dict]:
+    """`num_steps` updates of an Algorithm on minibatches of algo.batch_rows rows drawn from `data` (only the first
+    `limit` when given: a short last chunk without a second compile)."""
+    return train_chunk(algo.update, state, data, key, num_steps, algo.batch_rows, batch_sharding, limit)

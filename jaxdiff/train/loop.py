@@ -13,10 +13,15 @@ import jax.numpy as jnp
 UpdateFn = Callable[[Any, jax.Array], tuple[Any, dict]]
 
 
-def scan_updates(update: UpdateFn, state: Any, key: jax.Array, num_steps: int) -> tuple[Any, dict]:
+def scan_updates(update: UpdateFn, state: Any, key: jax.Array, num_steps: int,
+                 limit: jax.Array | int | None = None) -> tuple[Any, dict]:
     """Apply `update(state, key) -> (state, metrics)` num_steps times; return final state and mean metrics.
 
-    Pure and not jitted: wrap it with jax.jit (num_steps static) or vmap it over seeds.
+    limit (optional, may be traced): apply only the first `limit` of the num_steps updates (the rest are skipped by
+    a lax.cond) and average over those. With it, the last, shorter chunk of a stage reuses the program compiled
+    for full chunks instead of compiling a second one; update i gets the same key either way (key splits are
+    prefix-stable: split(key, K)[:n] == split(key, n)). Pure and not jitted: wrap it with jax.jit (num_steps
+    static) or vmap it over seeds.
     """
     keys = jax.random.split(key, num_steps)
     _, metrics_shape = jax.eval_shape(update, state, keys[0])
@@ -27,5 +32,14 @@ def scan_updates(update: UpdateFn, state: Any, key: jax.Array, num_steps: int) -
         st, m = update(st, k)
         return (st, jax.tree.map(jnp.add, acc, m)), None
 
-    (state, total), _ = jax.lax.scan(body, (state, zeros), keys)
-    return state, jax.tree.map(lambda x: x / num_steps, total)
+    if limit is None:
+        (state, total), _ = jax.lax.scan(body, (state, zeros), keys)
+        return state, jax.tree.map(lambda x: x / num_steps, total)
+
+    def masked(carry, ik):
+        i, k = ik
+        return jax.lax.cond(i < limit, lambda c: body(c, k)[0], lambda c: c, carry), None
+
+    (state, total), _ = jax.lax.scan(masked, (state, zeros), (jnp.arange(num_steps), keys))
+    count = jnp.clip(jnp.asarray(limit), 1, num_steps)
+    return state, jax.tree.map(lambda x: x / count.astype(x.dtype), total)

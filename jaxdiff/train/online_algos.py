@@ -85,6 +85,8 @@ CONFIG_HELP: dict[str, str] = {
     "grad_clip": "QVPO: global-norm gradient clip before Adam (both networks).",
     "adam_eps": "QVPO: Adam epsilon.",
     "fast_mish": "QVPO: Mish with one exp instead of three (same function to ~1e-7, faster).",
+    "matmul_dtype": "QVPO: matmul inputs of the sampling chains, float32 or bfloat16 (bf16 inputs, float32 "
+                    "params and accumulation; off until measured on a GPU).",
     "param_init": "QVPO: weight init, qvpo = the official code's N(0, (1/(2 sqrt(fan_in)))^2) and zero biases, "
                   "torch = U(+-1/sqrt(fan_in)).",
     "actor_lr": "Actor (policy) Adam learning rate.",
