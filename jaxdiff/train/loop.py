@@ -42,4 +42,7 @@ def scan_updates(update: UpdateFn, state: Any, key: jax.Array, num_steps: int,
 
     (state, total), _ = jax.lax.scan(masked, (state, zeros), (jnp.arange(num_steps), keys))
     count = jnp.clip(jnp.asarray(limit), 1, num_steps)
-    return state, jax.tree.map(lambda x: x / count.astype(x.dtype), total)
+    # full chunks divide by the Python constant exactly as without `limit` (XLA rounds x / constant and
+    # x / traced value differently in the last bit); only the short last chunk divides by its count
+    return state, jax.tree.map(lambda x: jnp.where(count >= num_steps, x / num_steps, x / count.astype(x.dtype)),
+                               total)
