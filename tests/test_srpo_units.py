@@ -323,3 +323,18 @@ def test_hparams_leaves_drive_the_update():
     _, m1 = A.policy.update(p, _batch(), jax.random.PRNGKey(0))
     _, m2 = A.policy.update(p.replace(hparams={**p.hparams, "beta": jnp.float32(5.0)}), _batch(), jax.random.PRNGKey(0))
     assert not np.isclose(m1["loss"], m2["loss"])
+
+
+def test_short_last_chunk_reuses_the_compiled_chunk():
+    """limit: the masked K-step scan applies only the first `limit` updates (same keys as a plain limit-step
+    chunk) and the mean of their metrics, so a stage's short last chunk needs no second compile."""
+    A, (_, c, _) = _algos(), _states()
+    data, key = _data(), jax.random.PRNGKey(4)
+    masked = jax.jit(lambda s, lim: srpo.chunk(A.critic, s, data, key, 5, limit=lim))
+    plain3 = jax.jit(lambda s: srpo.chunk(A.critic, s, data, key, 3))
+    s3, m3 = masked(c, 3)
+    r3, n3 = plain3(c)
+    chex.assert_trees_all_close((s3, m3), (r3, n3), rtol=1e-5, atol=1e-6)
+    s5, _ = masked(c, 5)
+    assert int(s3.step) == int(c.step) + 3 and int(s5.step) == int(c.step) + 5
+    assert masked._cache_size() == 1  # limits 3 and 5: one program

@@ -98,13 +98,17 @@ def unpad(tree: Any, n: int) -> Any:
     return jax.tree.map(lambda x: x[:n] if x.shape[0] != n else x, tree)
 
 
-def _chunk_fn(algo, n: int, out_sharding, batch_sharding):
-    """The jitted chunk of n (padded) runs: run r uses fold_in(train_keys[r], step). One compile for all chunks of
-    a stage: every call scans num_steps (the log interval) updates and applies the first `limit` (fewer only in
-    the last chunk). The states are donated (the policy's carries the frozen behavior model and critic, so without
-    donation every chunk held two copies of them)."""
+def _chunk_fn(algo, n: int, out_sharding, batch_sharding, masked: bool):
+    """The jitted chunk of n (padded) runs: run r uses fold_in(train_keys[r], step). One compile per stage: every
+    call scans num_steps (the log interval) updates. masked (a stage whose length is not a multiple of the
+    interval): the scan applies only the first `limit` updates, so the short last chunk reuses the program instead
+    of compiling its own; otherwise `limit` is unused and the scan is exactly the plain one (a lax.cond in the scan
+    body changes XLA's fusion and the last bits of the results, so it is only there when it saves a compile). The
+    states are donated (the policy's carries the frozen behavior model and critic: without donation every chunk
+    held two copies)."""
     def one(state, key, data, step, num_steps, limit):
-        return train.chunk(algo, state, data, jax.random.fold_in(key, step), num_steps, batch_sharding, limit)
+        return train.chunk(algo, state, data, jax.random.fold_in(key, step), num_steps, batch_sharding,
+                           limit if masked else None)
 
     def fn(states, data, train_keys, step, limit, num_steps):
         return over_runs(lambda s, k: one(s, k, data, step, num_steps, limit), n)(states, train_keys)
@@ -136,9 +140,12 @@ def _train_stage(algos, stage: str, state: Any, pts: list[dict], data: Any, cfg:
     else:
         state, keys, rows, out, batch = place.put(state, n), place.put(train_keys, n), place.padded(n), \
             place.sharding(n), None
-    fn = _chunk_fn(algos.stage(stage), rows, out, batch)
 
-    full = max(1, min(run.log_every, plan_lib.total_steps(cfg, stage)))  # the one compiled chunk length
+    total = plan_lib.total_steps(cfg, stage)
+    start = int(to_host(state.step)[0])
+    full = max(1, min(run.log_every, total))  # the one compiled chunk length
+    # a short chunk comes only when the stage length (or a resume point) is off the interval grid
+    fn = _chunk_fn(algos.stage(stage), rows, out, batch, masked=(total % full != 0) or (start % full != 0))
 
     def chunk(st, step, num):
         st, metrics = fn(st, data, keys, np.int32(step), np.int32(num), num_steps=full)
@@ -154,7 +161,6 @@ def _train_stage(algos, stage: str, state: Any, pts: list[dict], data: Any, cfg:
             recs.append(rec)
         return recs
 
-    start = int(to_host(state.step)[0])
     policy_dir = os.path.join(run.workdir, saving.POLICY_SUBDIR)
     if stage == "policy" and start == 0 and os.path.isdir(policy_dir):  # a fresh policy: drop the old one's steps
         shutil.rmtree(policy_dir)
