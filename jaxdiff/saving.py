@@ -147,15 +147,21 @@ def load_policy(directory: str, *, step: int | None = None, run: int | None = No
     algorithms that sample (QVPO's best-of-K); None uses PRNGKey(0), so pass fresh keys to get fresh samples.
     Map actions to an env's box with jaxdiff.envs.evaluate.scale_action.
     """
-    from jaxdiff.envs.evaluate import checked_act
+    from jaxdiff.envs.evaluate import obs_batch
 
     algo, state, _ = load_state(directory, step=step, run=run, seed=seed, **where)
-    act = jax.jit(lambda obs, key: algo.act(state, obs, key))  # closes over the state: one small program per call
+    # closed over the state: the jitted call takes only obs and key (each argument leaf costs host time per call)
+    batched = jax.jit(lambda obs, key: algo.act(state, obs, key))
+    single = jax.jit(lambda obs, key: algo.act(state, obs[None], key)[0])  # one obs: no slicing dispatch after
+    default_key = jax.random.PRNGKey(0)
 
-    def act_with_key(obs: Any, key: jax.Array | None = None) -> jax.Array:
-        return act(jnp.asarray(obs, jnp.float32), jax.random.PRNGKey(0) if key is None else key)
+    def act(obs: Any, key: jax.Array | None = None) -> jax.Array:
+        arr, one = obs_batch(obs, algo.obs_dim)  # float32 numpy; a wrong shape is a ValueError naming the shapes
+        key = default_key if key is None else key
+        return single(arr[0], key) if one else batched(arr, key)
 
-    return checked_act(act_with_key, algo.obs_dim)
+    act.obs_dim = algo.obs_dim
+    return act
 
 
 def _check_stacked(state: Any, points: list[dict]) -> None:
