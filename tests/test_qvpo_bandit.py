@@ -10,6 +10,7 @@ T 5, k_b 1, actor lr 1e-3, entropy_alpha 0.3 vs 0. Both variants of 4 seeds are 
 Measured on seeds 0-7 (BUILD_NOTES, "Bandit (Fig. 2)"): with the entropy term 8/8 end on the best peak (91-99 % of
 samples within 2 std of it); without it 8/8 end on a worse peak (0-3 % near the best).
 """
+import os
 from functools import partial
 
 import jax
@@ -25,7 +26,9 @@ from jaxdiff.train.run_points import Placement
 TOTAL, WARMUP, SEEDS, ALPHA = 600, 100, (0, 1, 2, 3), 0.3
 CFG = qvpo.QVPOConfig(batch_size=32, n_d=8, diffusion_steps=5, k_b=1, k_t=1, k_eval=8, actor_hidden=64,
                       critic_hidden=(256, 256), critic_lr=1e-3, actor_lr=1e-3, entropy_alpha=ALPHA,
-                      entropy_horizon=TOTAL, entropy_offset=WARMUP)
+                      entropy_horizon=TOTAL, entropy_offset=WARMUP,
+                      # JAXDIFF_TEST_MATMUL_DTYPE=bfloat16 reruns this learning test with the bf16 option on
+                      matmul_dtype=os.environ.get("JAXDIFF_TEST_MATMUL_DTYPE", "float32"))
 
 
 def _train(cfg: qvpo.QVPOConfig, points: list[dict]):

@@ -8,13 +8,15 @@ behavior's mean reward, 100 = its best 5%) and inside the support. Removing the 
 """
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdiff.data import bandits
 from jaxdiff import srpo
+from jaxdiff.data import bandits
 from jaxdiff.srpo import train
 
 SUPPORT = 0.002  # >= 0.2% of behavior actions within 0.1 of the action (about 2.5 std of the rare best mode)
@@ -28,7 +30,9 @@ def _score(ds, a):
 @pytest.fixture(scope="module")
 def toy():
     ds = srpo.load_dataset("bandit-imbalanced")
-    cfg = srpo.configure("bandit-imbalanced")  # the toy preset, the same as the default launcher run
+    # the toy preset, as the default launcher run; JAXDIFF_TEST_MATMUL_DTYPE=bfloat16 reruns it with the bf16 option
+    cfg = srpo.configure("bandit-imbalanced",
+                         behavior_matmul_dtype=os.environ.get("JAXDIFF_TEST_MATMUL_DTYPE", "float32"))
     algos = srpo.make(cfg, 1, 2)
     data = jax.device_put(ds.data)
     chunk = jax.jit(train.chunk, static_argnums=0, static_argnames="num_steps")
