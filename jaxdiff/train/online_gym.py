@@ -202,11 +202,8 @@ def run_gym(
     for env in envs:
         env.close()
     ckpt.close()
-    sps = train_steps / train_time if train_time > 0 else None
-    summary = {**meta_out, **place.layout(points), "env_steps": step, "resumed_from": resumed_from,
-               "wall_time_s": time.perf_counter() - t0, "train_steps_per_s": sps,
-               "train_env_steps_per_s_all_runs": None if sps is None else sps * n,
-               "replay_saved_in_checkpoints": cfg.save_replay}
+    summary = {**meta_out, **online_io.run_fields(place.layout(points), n, step, resumed_from, time.perf_counter() - t0,
+                                                  train_steps, train_time, cfg.save_replay)}
     summary = out.finish(points, summary, online_io.title(meta_out, env_id, points))
     summary["final_state"] = place.stack(rs)  # not written to JSON: stacked runs, for tests and benchmarks
     return summary

@@ -65,6 +65,16 @@ class Outputs:
         return summary
 
 
+def run_fields(layout: dict, n: int, step: int, resumed_from: int | None, wall_s: float, train_steps: int,
+               train_time: float, save_replay: bool) -> dict:
+    """summary.json's run-level fields shared by both online drivers: the layout, steps, wall time and the steady
+    train rate (env steps per second per run, and over all runs)."""
+    sps = train_steps / train_time if train_time > 0 else None
+    return {**layout, "env_steps": step, "resumed_from": resumed_from, "wall_time_s": wall_s,
+            "train_steps_per_s": sps, "train_env_steps_per_s_all_runs": None if sps is None else sps * n,
+            "replay_saved_in_checkpoints": save_replay}
+
+
 def title(meta: dict, env_name: str, points: list[dict]) -> str:
     """curves.png's title: algorithm, env, the seed or the number of runs, and run_info's "label"."""
     label = f" ({meta['label']})" if meta.get("label") else ""
