@@ -2,8 +2,10 @@
 
 Every driver keeps its runs stacked on axis 0 (a single run is a batch of one). For many runs that is `jax.vmap`.
 For one run it squeezes the axis, calls the function unbatched and adds the axis back: XLA lowers a vmapped matmul
-differently even at batch size 1 (measured: SAC / QVPO parameters differ by ~1e-7 after 20 updates), and a single
-run must reproduce the unbatched library functions bit for bit (tests/test_regression.py).
+differently even at batch size 1 (measured: SAC / QVPO parameters differ by ~1e-7 after 20 updates). Squeezing
+inside a jitted function is not always enough either: for SAC / QVPO updates it still differed from the second
+update on, so the online drivers drop the run axis outside the jit for one run (jaxdiff.train.run_points). The SRPO
+driver uses this function, and its single-run fixtures are bit-identical (tests/test_regression.py).
 """
 from __future__ import annotations
 
