@@ -24,23 +24,7 @@ def test_tanh_gaussian_log_prob_matches_change_of_variables():
     assert jnp.all(jnp.abs(a) < 1)
 
 
-@pytest.mark.parametrize("name", ["sac", "td3"])
-def test_update_jit_matches_nojit_and_vmaps_over_seeds(name):
-    mod, cfg = (sac, sac.SACConfig(batch_size=64, hidden=(32, 32))) if name == "sac" else \
-        (td3, td3.TD3Config(batch_size=64, hidden=(32, 32)))
-    agent = mod.make(cfg, 3, 1)
-    state = agent.init(jax.random.PRNGKey(0))
-    batch = _batch()
-    s1, m1 = agent.update(state, batch, jax.random.PRNGKey(1))
-    s2, m2 = jax.jit(agent.update)(state, batch, jax.random.PRNGKey(1))
-    for k in m1:
-        np.testing.assert_allclose(m1[k], m2[k], rtol=1e-4, atol=1e-5)
-    states = jax.vmap(agent.init)(jax.random.split(jax.random.PRNGKey(0), 2))
-    vs, vm = jax.jit(jax.vmap(agent.update, in_axes=(0, None, 0)))(states, batch, jax.random.split(jax.random.PRNGKey(1), 2))
-    assert vm["critic_loss"].shape == (2,) and bool(jnp.all(jnp.isfinite(vm["critic_loss"])))
-    # Seed 0 of the vmapped run equals the single run with the same keys.
-    single, _ = agent.update(jax.tree.map(lambda x: x[0], states), batch, jax.random.split(jax.random.PRNGKey(1), 2)[0])
-    np.testing.assert_allclose(jax.tree.leaves(single.critic_params)[0], jax.tree.leaves(vs.critic_params)[0][0], atol=1e-5)
+# jit == no jit, vmap over seeds and run i == its single run: tests/test_online_algorithms.py (all algorithms)
 
 
 def test_td3_actor_and_targets_move_only_every_policy_delay_steps():

@@ -79,6 +79,8 @@ def test_vmap_over_stacked_states_and_scan_over_updates(case):
     algo, _ = case
     # client-style: two eager inits stacked by hand, a learning-rate sweep set as leaves
     states = jax.tree.map(lambda *x: jnp.stack(x), *[algo.init(jax.random.PRNGKey(i)) for i in range(2)])
+    vinit = jax.jit(jax.vmap(algo.init))(jnp.stack([jax.random.PRNGKey(i) for i in range(2)]))  # or vmapped init
+    _assert_close(vinit, states, rtol=1e-6, atol=1e-8)
     states = hparams_lib.set_hparams(states, {"critic_lr": [3e-4, 1e-3]})
     batch = random_batch(jax.random.PRNGKey(1), algo.batch_rows, OBS, ACT)
     keys = jax.random.split(jax.random.PRNGKey(2), 2)

@@ -95,7 +95,9 @@ def test_entropy_coef_matches_official_loop(offset):
 def test_first_update_uses_exactly_entropy_alpha_through_the_library():
     q = qvpo.make_parts(TINY, OBS, ACT)
     st = q.init(jax.random.PRNGKey(0))
-    _, m = q.update(st, random_batch(jax.random.PRNGKey(1), 2 * TINY.batch_size, OBS, ACT), jax.random.PRNGKey(2))
+    # jitted: the schedule is the same traced or eager, and an eager QVPO update costs ~30 s of op-by-op compiles
+    _, m = jax.jit(q.update)(st, random_batch(jax.random.PRNGKey(1), 2 * TINY.batch_size, OBS, ACT),
+                             jax.random.PRNGKey(2))
     assert float(m["entropy_coef"]) == np.float32(TINY.entropy_alpha)
 
 
@@ -287,27 +289,6 @@ def test_update_moves_params_and_targets(tiny, jit_update):
     a = jax.jit(q.act)(s1, b.obs[:3], key)
     e = jax.jit(q.explore)(s1, b.obs[:3], key)
     assert a.shape == e.shape == (3, ACT) and float(jnp.max(jnp.abs(a))) <= 1.0
-
-
-def test_vmap_init_and_update_over_seeds_and_hparams(tiny, jit_update):
-    agent = qvpo.make(TINY, OBS, ACT)
-    assert agent.replay_rows == 2 * TINY.batch_size
-    keys = jax.random.split(jax.random.PRNGKey(8), 2)
-    states = jax.vmap(agent.init)(keys)
-    batches = jax.vmap(lambda k: random_batch(k, agent.replay_rows, OBS, ACT))(keys)
-    # a learning-rate sweep rides along as a vmapped leaf
-    states = set_hparams(states, {"actor_lr": [1e-4, 1e-3]})
-    new, m = jax.jit(jax.vmap(agent.update))(states, batches, keys)
-    assert m["critic_loss"].shape == (2,) and bool(jnp.all(jnp.isfinite(m["actor_loss"])))
-    # each seed equals its own un-vmapped update
-    for i in range(2):
-        st_i = jax.tree.map(lambda x: x[i], states)
-        b_i = jax.tree.map(lambda x: x[i], batches)
-        s_i, m_i = jit_update(st_i, b_i, keys[i])  # same static config, so the same function
-        np.testing.assert_allclose(float(m["critic_loss"][i]), float(m_i["critic_loss"]), rtol=1e-4)
-        for a, b_ in zip(jax.tree.leaves(s_i.actor), jax.tree.leaves(jax.tree.map(lambda x: x[i], new.actor))):
-            np.testing.assert_allclose(a, b_, rtol=1e-4, atol=1e-6)
-    assert not np.allclose(jax.tree.leaves(new.critic)[0][0], jax.tree.leaves(new.critic)[0][1])
 
 
 def test_config_roundtrip():
