@@ -105,6 +105,15 @@ def srpo_stage_chunk(stage: str, states: dict, data: Transition, num_steps: int)
     return (lambda st, d, k: srpo.chunk(algo, st, d, k, num_steps)), (states[stage], data, jax.random.PRNGKey(2))
 
 
+def srpo_pair_chunk(states: dict, data: Transition, num_steps: int):
+    """(fn(states, data, keys), args): behavior and critic updates in ONE lax.scan (the driver's default when both
+    stages train, jaxdiff.srpo.joint_chunk), `num_steps` of each."""
+    a = states["algos"]
+    keys = (jax.random.PRNGKey(2), jax.random.PRNGKey(3))
+    return ((lambda sts, d, ks: srpo.joint_chunk((a.behavior, a.critic), sts, d, ks, num_steps)),
+            ((states["behavior"], states["critic"]), data, keys))
+
+
 def srpo_behavior_seeds_chunk(cfg: SRPOConfig, dims: tuple[int, int], data: Transition, n_seeds: int,
                               num_steps: int):
     """(fn(states, data, keys), args): the behavior chunk vmapped over `n_seeds` stacked seeds, shared data."""
@@ -400,6 +409,12 @@ class Report:
                                                                       "srpo_behavior_hopper"),
                                                "qvpo_update": ratio("qvpo_update_8seeds", "qvpo_update")},
                "projected_paper_wall_s": {}}
+        per_update = {n: c["seconds_per_call"] / c["updates_per_call"] for n, c in ok.items()
+                      if c.get("updates_per_call")}
+        if {"srpo_behavior_hopper", "srpo_critic_hopper", "srpo_behavior+critic_hopper"} <= set(per_update):
+            out["srpo_behavior_critic_apart_over_together"] = (
+                (per_update["srpo_behavior_hopper"] + per_update["srpo_critic_hopper"])
+                / per_update["srpo_behavior+critic_hopper"])
         for shape in SHAPES:
             stages = [ok.get(f"srpo_{s}_{shape}") for s in ("behavior", "critic", "policy")]
             if all(stages):
@@ -462,6 +477,8 @@ def markdown(rec: dict) -> str:
               f"- 8 vmapped seeds / 1 seed (the plain chunk / update), time per call, same updates per seed: "
               f"SRPO behavior "
               f"{_x(sd['srpo_behavior'])}, QVPO update {_x(sd['qvpo_update'])}",
+              f"- SRPO behavior + critic, time per update of both, apart / together in one chunk (> 1: the joint "
+              f"chunk is faster): {_x(d.get('srpo_behavior_critic_apart_over_together'))}",
               "- Projected paper budgets: " + (", ".join(f"{k} {_fmt_time(v)}" for k, v in
                                                       d["projected_paper_wall_s"].items()) or "n/a"),
               "", "FLOPs: " + rec["flops_counted"].replace("\n", " "), ""]
@@ -502,6 +519,12 @@ def run(args: argparse.Namespace) -> dict:
                      budget=PAPER_BUDGET[stage], note=f"jitted lax.scan chunk of {k} updates")
 
     srpo_stages("hopper")
+    s_hop = srpo_sizes(scfg, hop)
+    k = z["chunk"]["behavior"]
+    rep.case("srpo_behavior+critic_hopper", "srpo_train", lambda: srpo_pair_chunk(*srpo_setup("hopper"), k),
+             updates_per_call=k, flops_per_update=F.srpo_behavior_update(s_hop) + F.srpo_critic_update(s_hop),
+             calls=z["repeats"], budget=PAPER_BUDGET["critic"],
+             note=f"behavior + critic in one lax.scan chunk of {k} updates each (budget: the 1.5M joint steps)")
     rep.case("qvpo_update", "qvpo_train", lambda: qvpo_update(qcfg, hop), updates_per_call=1,
              flops_per_update=F.qvpo_update(qs), calls=z["repeats"], budget=PAPER_BUDGET["qvpo_env_steps"],
              note=f"N_d {qcfg.n_d}, K_t {qcfg.k_t}, T {qcfg.diffusion_steps}, batch {qcfg.batch_size}")

@@ -77,6 +77,9 @@ flags.DEFINE_float("ref_max_score", None, "Return of an expert policy, for norma
 flags.DEFINE_bool("progress", None, "Show progress bars (default: bars when stderr is a terminal, else a "
                   "progress line every ~30 s).")
 flags.DEFINE_bool("plots", True, "Write learning-curve PNGs (and bandit.png for the toys).")
+flags.DEFINE_bool("behavior_critic_together", True, "Train the behavior and critic stages in one jitted loop when "
+                  "both train (identical results; on an accelerator the small critic update overlaps the large "
+                  "behavior one). --nobehavior_critic_together trains them one after the other.")
 flags.DEFINE_bool("tensorboard", False, "Also write the metrics as TensorBoard event files to <workdir>/tensorboard "
                   "(needs tensorboardX: pip install 'jaxdiff[tensorboard]').")
 
@@ -146,7 +149,7 @@ def _run() -> dict:
         overwrite=FLAGS.overwrite, log_every=log_every, eval_every=eval_every, checkpoint_every=checkpoint_every,
         eval_episodes=FLAGS.eval_episodes, eval_seed=FLAGS.eval_seed, ref_min_score=FLAGS.ref_min_score,
         ref_max_score=FLAGS.ref_max_score, progress_bar=FLAGS.progress, plots=FLAGS.plots,
-        tensorboard=FLAGS.tensorboard,
+        tensorboard=FLAGS.tensorboard, behavior_critic_together=FLAGS.behavior_critic_together,
     )
     points = sweep.grid(FLAGS.num_seeds, FLAGS.seed, **sweeps)  # one run: [{"seed": --seed}]
     if len(points) > 1:

@@ -17,7 +17,8 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import device_peaks  # noqa: E402
 import flops  # noqa: E402
 
-EXPECTED = ["srpo_behavior_hopper", "srpo_critic_hopper", "srpo_policy_hopper", "qvpo_update",
+EXPECTED = ["srpo_behavior_hopper", "srpo_critic_hopper", "srpo_policy_hopper", "srpo_behavior+critic_hopper",
+            "qvpo_update",
             "qvpo_online_step_hopper", "srpo_act_b1", "dpm_solver15_b1", "qvpo_act_best_of_4_b1",
             "srpo_behavior_hopper_8seeds", "qvpo_update_8seeds"]
 
@@ -83,6 +84,7 @@ def test_smoke_report_writes_json_and_markdown(tmp_path):
     assert _finite_pos(d["seeds_8_vs_1_time_per_chunk"]["srpo_behavior"])
     assert _finite_pos(d["seeds_8_vs_1_time_per_chunk"]["qvpo_update"])
     assert _finite_pos(d["projected_paper_wall_s"]["srpo_hopper"])
+    assert _finite_pos(d["srpo_behavior_critic_apart_over_together"])
     assert _finite_pos(d["projected_paper_wall_s"]["qvpo_hopper_1M_env_steps"])
     table = md.read_text()
     assert "| case | status | compile s |" in table

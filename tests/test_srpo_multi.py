@@ -125,6 +125,32 @@ def test_multi_run_resumes_exactly_and_rejects_other_runs(runs, monkeypatch):
     assert [r["step"] for r in recs if r["stage"] == "critic" and r["run"] == 0] == [20, 40]  # replayed, not doubled
 
 
+@pytest.mark.slow
+def test_behavior_and_critic_together_equal_one_after_the_other(tmp_path):
+    """The driver trains behavior and critic in one loop by default. Unequal stage lengths off the chunk grid (the
+    pair to step 40, then behavior alone to 60 and the critic's short last chunk to 50) give the same states,
+    metrics and checkpoint steps, bit for bit, as training them one after the other."""
+    cfg = _cfg().replace(behavior_steps=60, critic_steps=50, policy_steps=20)
+    out = {}
+    for together in (True, False):
+        wd = tmp_path / str(together)
+        out[together] = (srpo.run(_run_cfg(wd, checkpoint_every=20, behavior_critic_together=together), cfg,
+                                  sweep.grid(2, 0)), wd)
+    (a, wa), (b, wb) = out[True], out[False]
+    assert a["timing"]["behavior"]["together"]["with"] == "critic" and a["timing"]["critic"]["together"]["steps"] == 40
+    assert "together" not in b["timing"]["behavior"]
+    assert _max_diff(a["states"], b["states"]) == 0.0
+
+    def records(wd):
+        return sorted((r["stage"], r["step"], r["run"], json.dumps({k: v for k, v in r.items() if k != "steps_per_s"}))
+                      for r in map(json.loads, open(wd / "metrics.jsonl")))
+
+    assert records(wa) == records(wb)
+    for stage, last in (("behavior", "60"), ("critic", "50")):  # the newest checkpoints kept, the same steps
+        kept = sorted(os.listdir(wa / "checkpoints" / stage), key=int)
+        assert kept == sorted(os.listdir(wb / "checkpoints" / stage), key=int) and kept[-1] == last, kept
+
+
 _SHARDED = textwrap.dedent("""
     import json, sys
     import jax, jax.numpy as jnp, numpy as np
@@ -140,10 +166,13 @@ _SHARDED = textwrap.dedent("""
     np.savez(out_dir + "/states.npz", *[np.asarray(x) for x in jax.tree.leaves(m["states"])])
     out = {"devices": m["devices"], "padded": m["padded_runs"], "eval": [r["final_eval_return"] for r in m["runs"]],
            "sharded_over": len(m["states"]["policy"].hparams["beta"].sharding.device_set)}
-    # the same run with data-parallel behavior training (runs replicated, each minibatch split over 4 devices)
-    dp = srpo.run(_run_cfg(out_dir + "/batch_sharded"), _cfg(), sweep.grid(2, 0, beta=BETAS), shard_batch=True)
+    # the same runs' behavior stage with data-parallel training (runs replicated, each minibatch split over 4
+    # devices); shard_batch changes only that stage, so it alone is trained and compared
+    dp = srpo.run(_run_cfg(out_dir + "/batch_sharded", stage="behavior"), _cfg(), sweep.grid(2, 0, beta=BETAS),
+                  shard_batch=True)
     out["shard_batch_run_diff"] = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in
-                                      zip(jax.tree.leaves(m["states"]), jax.tree.leaves(dp["states"])))
+                                      zip(jax.tree.leaves(m["states"]["behavior"]),
+                                          jax.tree.leaves(dp["states"]["behavior"])))
 
     # data-parallel behavior training: each run's minibatch of 256 split over the 4 devices
     cfg = _cfg().replace(behavior_batch=256)

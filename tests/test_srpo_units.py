@@ -215,6 +215,27 @@ def test_chunk_equals_python_loop_of_updates():
     np.testing.assert_allclose(metrics["loss"], np.mean(losses), rtol=1e-5)
 
 
+def test_joint_chunk_equals_the_chunks_one_after_the_other(limit=None):
+    """Behavior and critic in one scan: the same states and metrics, bit for bit, as their own chunks (the driver
+    test in test_srpo_multi.py covers the pair's hand-over to a stage's own, masked, last chunk)."""
+    A, (b, c, _) = _algos(), _states()
+    data, kb, kc = _data(), jax.random.PRNGKey(6), jax.random.PRNGKey(7)
+    apart = jax.jit(lambda b, c: (srpo.chunk(A.behavior, b, data, kb, 4, limit=limit),
+                                  srpo.chunk(A.critic, c, data, kc, 4, limit=limit)))
+    (b1, mb1), (c1, mc1) = apart(b, c)
+    joint = jax.jit(lambda b, c: srpo.joint_chunk((A.behavior, A.critic), (b, c), data, (kb, kc), 4, limit=limit))
+    (b2, c2), (mb2, mc2) = joint(b, c)
+    chex.assert_trees_all_equal((b1, c1, mb1, mc1), (b2, c2, mb2, mc2))
+    assert int(b2.step) == int(c2.step) == int(b.step) + (limit or 4)
+    # a control: swapping the keys must change both results
+    (b3, c3), _ = jax.jit(lambda b, c: srpo.joint_chunk((A.behavior, A.critic), (b, c), data, (kc, kb), 4))(b, c)
+    def differs(x, y):
+        return any(not np.array_equal(np.asarray(u), np.asarray(v)) for u, v in zip(jax.tree.leaves(x),
+                                                                                    jax.tree.leaves(y)))
+
+    assert differs(b3.params, b1.params) and differs(c3, c1)
+
+
 def test_vmap_update_over_two_seeds():
     """The README example: one jitted update for a batch of seeds; each lane equals the unbatched run."""
     data, keys = _data(), jax.random.split(jax.random.PRNGKey(0), 2)

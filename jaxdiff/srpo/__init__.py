@@ -23,11 +23,11 @@ from jaxdiff.saving import load_policy  # the one loader of every algorithm: act
 from jaxdiff.srpo.load import load_policy_state, restore_run
 from jaxdiff.srpo.policy import PolicyState
 from jaxdiff.srpo.stages import SRPO, init_states, make, stage_keys
-from jaxdiff.srpo.train import chunk, sample_batch, train_chunk
+from jaxdiff.srpo.train import chunk, joint_chunk, sample_batch, train_chunk
 
 __all__ = [
     "SRPO", "make", "Algorithm", "Transition", "SRPOConfig", "make_config", "TASK_PRESETS", "configure",
     "RunConfig", "STAGES", "BehaviorState", "CriticState", "PolicyState", "init_states", "stage_keys",
-    "sample_batch", "chunk", "train_chunk", "load_dataset", "evaluate_runs", "run", "run_many", "load_policy",
+    "sample_batch", "chunk", "joint_chunk", "train_chunk", "load_dataset", "evaluate_runs", "run", "run_many", "load_policy",
     "load_policy_state", "restore_run", "behavior", "critic", "policy", "baselines",
 ]

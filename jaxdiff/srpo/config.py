@@ -181,6 +181,9 @@ class RunConfig:
     progress_bar: bool | None = None  # None: on when stderr is a terminal
     plots: bool = True  # learning-curve PNGs (and the bandit figure for toys)
     tensorboard: bool = False  # also write the metrics as TensorBoard scalars to <workdir>/tensorboard
+    # train the behavior and critic stages in one jitted loop when both train (same results, one dispatch per
+    # chunk, the small critic update scheduled with the large behavior one on an accelerator)
+    behavior_critic_together: bool = True
 
     def validate(self) -> None:
         """ValueError naming the flag for settings the driver cannot run."""

@@ -18,24 +18,22 @@ import json
 import logging
 import os
 import re
-import shutil
 from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxdiff import saving
 from jaxdiff.data.minari_data import OfflineDataset
 from jaxdiff.srpo import plan as plan_lib
-from jaxdiff.srpo import policy, stages, train
+from jaxdiff.srpo import policy, stages
 from jaxdiff.srpo.config import RunConfig, SRPOConfig, preset_for
 from jaxdiff.srpo.data import configure, evaluate_runs, load_dataset
 from jaxdiff.srpo.summary import summarize, write_plots
 from jaxdiff.train import sweep
 from jaxdiff.train.checkpoint import Checkpointer
 from jaxdiff.train.logging import MetricsWriter, read_metrics, write_json
-from jaxdiff.train.offline_loop import stage_loop
+from jaxdiff.srpo.stage_train import Placement, StageJob, can_pair, to_host, train_pair, train_stage
 from jaxdiff.train.over_runs import over_runs
 
 log = logging.getLogger("jaxdiff.srpo")
@@ -49,73 +47,6 @@ def default_workdir(env: str, points: list[dict]) -> str:
     return os.path.join("runs", f"srpo_{re.sub(r'[^A-Za-z0-9_.-]+', '_', env)}_{tag}")
 
 
-def to_host(x: jax.Array) -> np.ndarray:
-    """A (possibly multi-host) sharded array as one numpy array on this host."""
-    if getattr(x, "is_fully_addressable", True):
-        return np.asarray(x)
-    from jax.experimental import multihost_utils
-
-    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-
-
-class Placement:
-    """Where a stage's runs live: one run replicated, several padded to a multiple of the device count and sharded
-    on axis 0 of a 1-D mesh over `devices`."""
-
-    def __init__(self, devices=None):
-        self.mesh = sweep.make_mesh(devices)
-        self.runs = NamedSharding(self.mesh, PartitionSpec(sweep.RUN_AXIS))
-        self.replicated = NamedSharding(self.mesh, PartitionSpec())
-        # the same devices as a 'batch' axis, for data-parallel behavior training
-        self.batch = NamedSharding(Mesh(self.mesh.devices, ("batch",)), PartitionSpec("batch"))
-
-    @property
-    def num_devices(self) -> int:
-        """Devices of the mesh."""
-        return int(self.mesh.devices.size)
-
-    def padded(self, n: int) -> int:
-        """Rows the run axis of n runs has on the devices (1 stays 1: a single run is not vmapped)."""
-        return 1 if n == 1 else sweep.pad_runs(n, self.mesh)
-
-    def sharding(self, n: int) -> NamedSharding:
-        """The sharding of n runs' stacked states."""
-        return self.replicated if n == 1 else self.runs
-
-    def put(self, tree: Any, n: int) -> Any:
-        """n runs' stacked tree padded and placed."""
-        if n == 1:
-            return self.replicate(tree)
-        return sweep.shard_runs(sweep.pad_tree(tree, self.padded(n)), self.mesh)
-
-    def replicate(self, tree: Any) -> Any:
-        """A tree copied to every device."""
-        return jax.device_put(tree, self.replicated)
-
-
-def unpad(tree: Any, n: int) -> Any:
-    """The first n runs of a padded stacked tree."""
-    return jax.tree.map(lambda x: x[:n] if x.shape[0] != n else x, tree)
-
-
-def _chunk_fn(algo, n: int, out_sharding, batch_sharding, masked: bool):
-    """The jitted chunk of n (padded) runs: run r uses fold_in(train_keys[r], step). One compile per stage: every
-    call scans num_steps (the log interval) updates. masked (a stage whose length is not a multiple of the
-    interval): the scan applies only the first `limit` updates, so the short last chunk reuses the program instead
-    of compiling its own; otherwise `limit` is unused and the scan is exactly the plain one (a lax.cond in the scan
-    body changes XLA's fusion and the last bits of the results, so it is only there when it saves a compile). The
-    states are donated (the policy's carries the frozen behavior model and critic: without donation every chunk
-    held two copies)."""
-    def one(state, key, data, step, num_steps, limit):
-        return train.chunk(algo, state, data, jax.random.fold_in(key, step), num_steps, batch_sharding,
-                           limit if masked else None)
-
-    def fn(states, data, train_keys, step, limit, num_steps):
-        return over_runs(lambda s, k: one(s, k, data, step, num_steps, limit), n)(states, train_keys)
-
-    return jax.jit(fn, static_argnames="num_steps", out_shardings=out_sharding, donate_argnums=0)
-
-
 def _act_fn(algos: stages.SRPO, states: Any, n: int, place: Placement):
     """Host act(obs (n, B, obs_dim)) -> (n, B, action_dim) of n runs' stacked policy states (jitted inside)."""
     n_pad = place.padded(n)
@@ -127,54 +58,6 @@ def _act_fn(algos: stages.SRPO, states: Any, n: int, place: Placement):
         return to_host(act(states, place.put(o, n) if n > 1 else o))[:n]
 
     return host
-
-
-def _train_stage(algos, stage: str, state: Any, pts: list[dict], data: Any, cfg: SRPOConfig, run: RunConfig,
-                 place: Placement, shard_batch: bool, ck: Checkpointer, writer: MetricsWriter, ckpt_config: dict,
-                 eval_fn=None):
-    n = len(pts)
-    _, train_keys = stages.stage_keys_of(pts, stage)
-    if shard_batch and stage == "behavior":  # data parallel: runs replicated, each minibatch split over devices
-        state, keys, rows, out, batch = place.replicate(state), place.replicate(train_keys), n, place.replicated, \
-            place.batch
-    else:
-        state, keys, rows, out, batch = place.put(state, n), place.put(train_keys, n), place.padded(n), \
-            place.sharding(n), None
-
-    total = plan_lib.total_steps(cfg, stage)
-    start = int(to_host(state.step)[0])
-    full = max(1, min(run.log_every, total))  # the one compiled chunk length
-    # a short chunk comes only when the stage length (or a resume point) is off the interval grid
-    fn = _chunk_fn(algos.stage(stage), rows, out, batch, masked=(total % full != 0) or (start % full != 0))
-
-    def chunk(st, step, num):
-        st, metrics = fn(st, data, keys, np.int32(step), np.int32(num), num_steps=full)
-        return st, {k: to_host(v)[:n] for k, v in metrics.items()}
-
-    def to_records(step, num, dt, last, ev):
-        recs = []
-        for r, p in enumerate(pts):
-            rec = {"stage": stage, "step": step, "run": r, **p, **{k: float(v[r]) for k, v in last.items()},
-                   "steps_per_s": num / dt}
-            if ev is not None:
-                rec.update(eval_return=ev[r]["mean_return"], eval_score=ev[r]["normalized_score"])
-            recs.append(rec)
-        return recs
-
-    policy_dir = os.path.join(run.workdir, saving.POLICY_SUBDIR)
-    if stage == "policy" and start == 0 and os.path.isdir(policy_dir):  # a fresh policy: drop the old one's steps
-        shutil.rmtree(policy_dir)
-
-    def save(step, st):
-        ck.save(step, unpad(st, n), ckpt_config)
-        if stage == "policy":  # also in jaxdiff.save's format, for jaxdiff.load_policy(workdir, seed=...)
-            saving.save(policy_dir, algos.policy, unpad(st, n), points=pts, step=step)
-
-    state, last, timing, last_eval = stage_loop(
-        stage, state, start, plan_lib.total_steps(cfg, stage), run, chunk, to_records, writer, ck, save, eval_fn,
-        what=f"the SRPO {stage} stage")
-    timing.update(runs=n, run_steps_per_s=timing.get("steps_per_s", 0.0) * n)
-    return unpad(state, n), timing, last_eval
 
 
 def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, points: list[dict] | None = None,
@@ -237,7 +120,8 @@ def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, points: list[dict] | 
         act = _act_fn(algos, st, len(points), place)
         return evaluate_runs(act, len(points), dataset, run_cfg.eval_episodes, run_cfg.eval_seed)
 
-    for stage in needed:
+    def prepare(stage):
+        """(the stage's job, its state fresh or restored, whether it still trains)."""
         mode, latest = plan[stage]
         pts = stage_pts[stage]
         init = jax.jit(lambda keys, *frozen, _s=stage, _p=pts: stages.init_runs(algos, _s, _p, keys, *frozen))
@@ -254,17 +138,37 @@ def run(run_cfg: RunConfig, cfg: SRPOConfig | None = None, points: list[dict] | 
             if got != latest:
                 plan_lib.prune_metrics(metrics_path, stage, got)
             log.info("%s: restored step %d of %d run(s) from %s", stage, got, len(pts), ck.directory)
-        if mode == "reuse" or int(to_host(target.step)[0]) >= plan_lib.total_steps(cfg, stage):
-            states[stage] = target
-            ck.close()
-            continue
-        ckpt_config = plan_lib.checkpoint_config(cfg, run_cfg, dataset, stage, pts, points)
-        state, timing[stage], last_eval = _train_stage(
-            algos, stage, target, pts, data, cfg, run_cfg, place, shard_batch, ck, writer, ckpt_config,
-            eval_fn if (stage == "policy" and run_cfg.eval_episodes > 0) else None)
-        ck.close()
-        states[stage] = state
-        final_eval = last_eval if stage == "policy" else final_eval
+        total = plan_lib.total_steps(cfg, stage)
+        job = StageJob(stage, algos.stage(stage), pts, total, ck,
+                       plan_lib.checkpoint_config(cfg, run_cfg, dataset, stage, pts, points))
+        return job, target, mode != "reuse" and int(to_host(target.step)[0]) < total
+
+    def finish(job, state, trains, eval_fn=None):
+        """Train what is left of a stage alone; returns its last evaluation."""
+        last_eval = None
+        if trains and int(to_host(state.step)[0]) < job.total:
+            state, t, last_eval = train_stage(
+                job, state, data, run_cfg, place, writer, shard_batch and job.stage == "behavior", eval_fn,
+                os.path.join(workdir, saving.POLICY_SUBDIR) if job.stage == "policy" else None)
+            timing[job.stage] = {**t, **({"together": timing[job.stage]["together"]} if job.stage in together else {})}
+        job.ck.close()
+        states[job.stage] = state
+        return last_eval
+
+    together: set[str] = set()  # stages that trained (some of their steps) in one loop with another
+    prepared = {s: prepare(s) for s in needed if s != "policy"}
+    if run_cfg.behavior_critic_together and len(prepared) == 2:
+        (jb, sb, tb), (jc, sc, tc) = prepared["behavior"], prepared["critic"]
+        if tb and tc and can_pair(jb, jc, sb, sc, run_cfg.log_every, shard_batch):
+            (sb, sc), t = train_pair(jb, jc, (sb, sc), data, run_cfg, place, writer)
+            for s, other in (("behavior", "critic"), ("critic", "behavior")):  # "together": the joint part
+                timing[s] = {**t, "together": {**t, "with": other}}
+            together.update(("behavior", "critic"))
+            prepared = {"behavior": (jb, sb, tb), "critic": (jc, sc, tc)}
+    for s, (job, state, trains) in prepared.items():
+        finish(job, state, trains)
+    if "policy" in needed:
+        final_eval = finish(*prepare("policy"), eval_fn if run_cfg.eval_episodes > 0 else None)
     writer.close()
 
     if "policy" in states and run_cfg.eval_episodes > 0 and final_eval is None:

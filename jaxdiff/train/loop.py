@@ -17,14 +17,17 @@ def scan_updates(update: UpdateFn, state: Any, key: jax.Array, num_steps: int,
                  limit: jax.Array | int | None = None) -> tuple[Any, dict]:
     """Apply `update(state, key) -> (state, metrics)` num_steps times; return final state and mean metrics.
 
+    key: a PRNG key, or a pytree of keys (e.g. one per member of a joint update, see
+    jaxdiff.srpo.train.joint_chunk): update i gets `split(k, num_steps)[i]` of each.
+
     limit (optional, may be traced): apply only the first `limit` of the num_steps updates (the rest are skipped by
     a lax.cond) and average over those. With it, the last, shorter chunk of a stage reuses the program compiled
     for full chunks instead of compiling a second one; update i gets the same key either way (key splits are
     prefix-stable: split(key, K)[:n] == split(key, n)). Pure and not jitted: wrap it with jax.jit (num_steps
     static) or vmap it over seeds.
     """
-    keys = jax.random.split(key, num_steps)
-    _, metrics_shape = jax.eval_shape(update, state, keys[0])
+    keys = jax.tree.map(lambda k: jax.random.split(k, num_steps), key)  # one stream per key of a key pytree
+    _, metrics_shape = jax.eval_shape(update, state, jax.tree.map(lambda k: k[0], keys))
     zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metrics_shape)
 
     def body(carry, k):

@@ -22,14 +22,14 @@ RecordsFn = Callable[[int, int, float, dict, Any], list[dict]]
 def stage_loop(stage: str, state: Any, start: int, total: int, run: Any, chunk: ChunkFn, to_records: RecordsFn,
                writer: MetricsWriter, ckpt: Checkpointer, save: Callable[[int, Any], None],
                eval_fn: Callable[[Any], Any] | None = None, what: str | None = None,
-               lr_flag: str | None = None) -> tuple[Any, dict, dict, Any]:
+               lr_flags: dict[str, str] | None = None) -> tuple[Any, dict, dict, Any]:
     """Train one stage from step `start` to `total`.
 
     run: has log_every, eval_every, checkpoint_every, progress_bar. chunk(state, step, n) -> (state, host
     metrics) runs the n updates after `step`; to_records(step, n, seconds, metrics, eval or None) -> metrics.jsonl
     records; save(step, state) checkpoints. Evaluation every run.eval_every steps and at the end (if eval_fn),
-    checkpoints every run.checkpoint_every and at the end. what / lr_flag name the stage and its learning-rate flag
-    in a divergence error. Returns (state, last metrics, timing, last evaluation).
+    checkpoints every run.checkpoint_every and at the end. what / lr_flags name the stage and its learning-rate
+    flags (metric-name part -> flag, default {"": --<stage>_lr}) in a divergence error. Returns (state, last metrics, timing, last evaluation).
     """
     step = start
     K = run.log_every
@@ -48,7 +48,7 @@ def stage_loop(stage: str, state: Any, start: int, total: int, run: Any, chunk: 
         bar.update(n)
         try:  # before evaluating or saving: the last checkpoint stays finite
             divergence.check(what or f"the {stage} stage", step, last, state, last_checkpoint=ckpt.latest_step,
-                             directory=ckpt.directory, lr_flags={"": lr_flag or f"--{stage}_lr"})
+                             directory=ckpt.directory, lr_flags=lr_flags or {"": f"--{stage}_lr"})
         except divergence.DivergenceError:
             for record in to_records(step, n, dt, last, None):  # the non-finite values, as null, for the record
                 writer.write(record)
