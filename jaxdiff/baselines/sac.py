@@ -26,7 +26,7 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 
 @dataclasses.dataclass(frozen=True)
-class SACConfig:
+class SACConfig(hparams_lib.ConfigRecord):
     """SAC settings. batch_size, hidden, init_alpha and target_entropy are bound at make / init; the rest become
     the float32 leaves of `SACState.hparams` (see `sweepable`).
 
@@ -45,16 +45,6 @@ class SACConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))  # a JSON list reads back equal
-
-    def to_dict(self) -> dict:
-        """Plain-JSON view (the run directory's config record)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SACConfig":
-        """Inverse of `to_dict`; unknown keys are ignored."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
     @classmethod
     def sweepable(cls) -> tuple[str, ...]:

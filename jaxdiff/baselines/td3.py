@@ -24,7 +24,7 @@ from jaxdiff.train import hparams as hparams_lib
 
 
 @dataclasses.dataclass(frozen=True)
-class TD3Config:
+class TD3Config(hparams_lib.ConfigRecord):
     """TD3 settings. batch_size, hidden and policy_delay (an update count, used in a lax.cond) are bound at make;
     the rest become the float32 leaves of `TD3State.hparams` (see `sweepable`)."""
 
@@ -41,16 +41,6 @@ class TD3Config:
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))  # a JSON list reads back equal
-
-    def to_dict(self) -> dict:
-        """Plain-JSON view (the run directory's config record)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TD3Config":
-        """Inverse of `to_dict`; unknown keys are ignored."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
     @classmethod
     def sweepable(cls) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ INITS = ("qvpo", "torch")
 
 
 @dataclasses.dataclass(frozen=True)
-class QVPOConfig:
+class QVPOConfig(hparams_lib.ConfigRecord):
     """Every QVPO setting. Sizes and choices are bound when the algorithm is made; the numeric hyperparameters
     below them become the float32 leaves of `QVPOState.hparams` (see `sweepable`)."""
 
@@ -69,16 +69,6 @@ class QVPOConfig:
         if self.matmul_dtype not in MATMUL_DTYPES:
             raise ValueError(f"matmul_dtype must be one of {MATMUL_DTYPES}, got {self.matmul_dtype!r}")
         object.__setattr__(self, "critic_hidden", tuple(int(h) for h in self.critic_hidden))
-
-    def to_dict(self) -> dict:
-        """Plain-JSON view (the run directory's config record)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "QVPOConfig":
-        """Inverse of `to_dict`; unknown keys are ignored (older or newer run records)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
     @classmethod
     def sweepable(cls) -> tuple[str, ...]:

@@ -82,3 +82,18 @@ def get_hparams(agent_state: Any) -> dict:
     """{name: leaf} of agent_state.hparams (arrays of shape (runs,) for stacked states; {} if it keeps none)."""
     hp = getattr(agent_state, "hparams", None)
     return {} if hp is None else {n: _get(hp, n) for n in field_names(hp)}
+
+
+class ConfigRecord:
+    """to_dict / from_dict for the frozen config dataclasses of the online algorithms (QVPO, SAC, TD3): the run
+    directory's JSON record of a config, and the config rebuilt from it."""
+
+    def to_dict(self) -> dict:
+        """Plain-JSON view (the run directory's config record)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        """Inverse of `to_dict`; unknown keys are ignored (older or newer run records)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
