@@ -15,7 +15,6 @@ AVX-512, torch CPU, 2 threads; issue 12, 2026-11). Nothing else may run on the c
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -24,7 +23,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import hardware, time_per_call  # noqa: E402
+from common import hardware, time_per_call, write_result  # noqa: E402
 
 import jaxdiff  # noqa: E402
 from jaxdiff import qvpo, srpo  # noqa: E402
@@ -78,9 +77,7 @@ def main() -> None:
             print(f"batch {batch:3d}  {name:30s} {rate:12,.0f} actions/s"
                   + (f"   official {ref:10,.0f}   ratio {rate / ref:5.2f}" if ref else ""))
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
+        write_result(args.json, out)
 
 
 if __name__ == "__main__":

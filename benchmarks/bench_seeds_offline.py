@@ -13,7 +13,6 @@ on a GPU is at most 2x for 8 seeds. Runs on jax's default backend (GPU when one 
 names it. Shapes default to halfcheetah's (17, 6).
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -22,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import hardware  # noqa: E402
+from common import hardware, write_result  # noqa: E402
 
 from jaxdiff.data.replay import Transition  # noqa: E402
 from jaxdiff.srpo import stages, train  # noqa: E402
@@ -109,9 +108,7 @@ def main():
             print(f"{stage:9s} {n:3d} {t_vmap:16.4f} {t_seq:19.4f} {row['speedup']:8.2f}x "
                   f"{(row['vs_one_seed'] or float('nan')):9.2f}x {row['run_steps_per_s']:12.1f}")
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
+        write_result(args.json, out)
 
 
 if __name__ == "__main__":

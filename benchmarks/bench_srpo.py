@@ -9,7 +9,6 @@ diffusion sampling of the behavior model with DPM-Solver (15 steps) and best-of-
 state, argmax of min(Q1, Q2)), at batch 1 and 256, in one run. Default shapes are halfcheetah's (17, 6).
 """
 import argparse
-import json
 import os
 import sys
 
@@ -17,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import hardware, time_per_call  # noqa: E402
+from common import hardware, time_per_call, write_result  # noqa: E402
 
 from jaxdiff.data.replay import Transition  # noqa: E402
 import functools  # noqa: E402
@@ -93,9 +92,7 @@ def main():
               f"(x{ratio[f'best_of_{args.best_of}']:,.0f} slower)"
               + (f" | official PyTorch SRPO batch 1: {TORCH_REF['act_b1']:,.0f}" if batch == 1 else ""))
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
+        write_result(args.json, out)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Shared benchmark helpers: hardware description and a timer that excludes compilation."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
@@ -30,3 +31,10 @@ def time_per_call(fn: Callable[[], object], min_seconds: float = 2.0, min_calls:
         jax.block_until_ready(fn())
         calls += 1
     return (time.perf_counter() - start) / calls
+
+
+def write_result(path: str, out: dict) -> None:
+    """Write a benchmark's result dict to `path` as indented JSON (key order kept), creating its folder."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(out, f, indent=2)
