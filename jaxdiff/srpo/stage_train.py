@@ -7,7 +7,7 @@
 A stage's chunk k covers updates [k*K, (k+1)*K) (K = log_every), its key is fold_in(train key, step), so a run
 resumed at a chunk boundary replays exactly the uninterrupted run. The pair runs the same updates with the same
 keys in one lax.scan (`jaxdiff.srpo.train.joint_chunk`): the results are bit-identical to training the stages one
-after the other (tests/test_regression.py and tests/test_srpo_pipeline.py check it), and each stage keeps its own
+after the other (tests/test_regression.py, test_srpo_multi.py and test_srpo_units.py check it); each stage keeps its own
 checkpoints and metrics records.
 """
 from __future__ import annotations
