@@ -123,21 +123,3 @@ def kill_after_save(monkeypatch, directory_suffix: str, step: int):
 
     monkeypatch.setattr(ckpt_lib.Checkpointer, "save", save_then_die)
     return lambda: monkeypatch.setattr(ckpt_lib.Checkpointer, "save", real_save)
-
-
-# Longest files first. Under `-n 2 --dist loadfile` each file goes whole to the next free worker in collection
-# order, so a heavy file collected last (alphabetically, the SRPO end-to-end ones are) leaves the other worker idle
-# for its whole length at the end. Sorting by measured cost (seconds of a file's tests on the 2-core machine,
-# `--durations=0`; rough is enough) is the longest-processing-time-first rule. Files not listed keep their order.
-_FILE_COST = {"test_srpo_multi": 170, "test_online_runner": 130, "test_regression": 85, "test_srpo_units": 85,
-              "test_online_algorithms": 85, "test_srpo_pipeline": 80, "test_srpo_learning": 65, "test_qvpo_unit": 55,
-              "test_baselines": 50, "test_diffusion_learning": 45, "test_qvpo_bandit": 45, "test_readme": 40,
-              "test_gpu_report": 40}
-
-
-def pytest_collection_modifyitems(session, config, items):
-    """Order the collected tests by their file's cost, heaviest first (stable within a file)."""
-    def cost(item):
-        return -_FILE_COST.get(item.path.stem, 0)
-
-    items.sort(key=cost)
