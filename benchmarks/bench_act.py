@@ -1,16 +1,20 @@
-"""Acting speed of every act path, beside the official PyTorch code measured on this kind of machine (issue 12).
+"""Acting speed of every act path, beside the official PyTorch code (issue 12).
 
-  python benchmarks/bench_act.py [--seconds=2] [--json=results/bench_act.json]
+  python benchmarks/bench_act.py [--seconds=0.7] [--repeats=4] [--json=results/bench_act_cpu.json]
 
 Hopper shapes (obs 11, action 3), paper sizes (SRPO policy 2 x 256 ReLU; QVPO actor 3 x 256 Mish, T 20, best of 4
-by the 3 x 256 twin critic), batch 1 and 256, actions per second after compilation:
-  * srpo eval (full state): the SRPO driver's evaluation path before issue 12 (the whole stacked PolicyState, with
-    the frozen behavior model and critic, passed into every jitted call);
-  * srpo eval (acting view): the same path now (policy.acting_view: only the params travel);
-  * srpo load_policy: jaxdiff.load_policy's act (the state closed over);
-  * qvpo load_policy: jaxdiff.load_policy's act for QVPO (best of k_eval = 4 here, the official acting sample).
-The official figures (OFFICIAL) were measured side by side with jaxdiff on this machine kind (2-core AMD EPYC with
-AVX-512, torch CPU, 2 threads; issue 12, 2026-11). Nothing else may run on the cores while this runs.
+by the 3 x 256 twin critic), batch 1 and 256, actions per second after compilation, numpy in and numpy out:
+  * srpo eval, full state, jax.jit: the SRPO driver's evaluation path before issue 12 (the whole stacked
+    PolicyState, with the frozen behavior model and critic, passed into every jitted call);
+  * srpo eval, acting view, jax.jit: only the params travel (policy.acting_view);
+  * srpo eval, acting view, jit_act: the driver's path now (jaxdiff.act_jit: on CPU, XLA fuses each dense layer's
+    matmul + bias + activation into one call);
+  * srpo load_policy / qvpo load_policy (best of 4): jaxdiff.load_policy's act (the state closed over, jit_act).
+Official reference: when torch is importable, the official SRPO acting call is timed in the same process, in the
+same round-robin (Dirac_Policy = Linear-ReLU-Linear-ReLU-Linear-Tanh at the same widths, `torch.Tensor(obs)`,
+`no_grad`, `.detach().cpu().numpy()`, as the official pallaral_simple_eval_policy does; torch's default threads).
+Without torch, the fixed figures of issue 12's table are used (OFFICIAL: this machine kind, 2026-11). Every case is
+timed `--repeats` times round-robin and the median is reported. Nothing else may run on the cores meanwhile.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import hardware, time_per_call, write_result  # noqa: E402
 
 import jaxdiff  # noqa: E402
+from jaxdiff.act_jit import act_compiler_options, jit_act  # noqa: E402
 from jaxdiff import qvpo, srpo  # noqa: E402
 from jaxdiff.srpo import policy as policy_lib  # noqa: E402
 from jaxdiff.train.over_runs import over_runs  # noqa: E402
@@ -35,9 +40,28 @@ OBS, ACT = 11, 3
 OFFICIAL = {("srpo", 1): 19_286.0, ("srpo", 256): 953_000.0, ("qvpo", 1): 183.0}
 
 
+def _official_srpo_act():
+    """The official SRPO acting call (model.py Dirac_Policy + utils.pallaral_simple_eval_policy), or None."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    net = torch.nn.Sequential(torch.nn.Linear(OBS, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(),
+                              torch.nn.Linear(256, ACT), torch.nn.Tanh())
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return net(torch.Tensor(obs)).detach().cpu().numpy()
+
+    act.threads = torch.get_num_threads()
+    act.version = torch.__version__
+    return act
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=2.0, help="minimum timing per case")
+    ap.add_argument("--seconds", type=float, default=0.7, help="minimum timing per case and repeat")
+    ap.add_argument("--repeats", type=int, default=4, help="round-robin repeats (the median is reported)")
     ap.add_argument("--json", default=None, help="also write the figures here")
     args = ap.parse_args()
 
@@ -46,7 +70,8 @@ def main() -> None:
     b, c = jax.jit(algos.behavior.init)(k), jax.jit(algos.critic.init)(k)
     p = jax.jit(algos.policy.init)(k, b, c)
     stacked = jax.tree.map(lambda x: x[None], p)  # the driver keeps runs stacked: a run of one
-    act_runs = jax.jit(over_runs(lambda s, o: algos.policy.act(s, o, None), 1))
+    runs_fn = over_runs(lambda s, o: algos.policy.act(s, o, None), 1)
+    act_runs, act_runs_fused = jax.jit(runs_fn), jit_act(runs_fn)
     view = policy_lib.acting_view(stacked)
     tmp = tempfile.mkdtemp()
     jaxdiff.save(os.path.join(tmp, "srpo"), algos.policy, p)
@@ -54,28 +79,41 @@ def main() -> None:
     q_algo = qvpo.make(qvpo.QVPOConfig(k_eval=4), OBS, ACT)
     jaxdiff.save(os.path.join(tmp, "qvpo"), q_algo, q_algo.init(k))
     qvpo_act = jaxdiff.load_policy(os.path.join(tmp, "qvpo"))
+    official = _official_srpo_act()
 
     n_leaves = {"full state": len(jax.tree.leaves(stacked)), "acting view": len(jax.tree.leaves(view))}
-    out = {"hardware": hardware(), "leaves": n_leaves, "actions_per_s": {}, "vs_official": {}}
-    print(f"hardware: {out['hardware']}; jitted-call arguments: {n_leaves}")
+    ref_name = (f"official SRPO act, timed here (torch {official.version}, {official.threads} threads)"
+                if official else "issue 12's table (fixed figures)")
+    out = {"hardware": hardware(), "official_reference": ref_name, "jit_act_options": act_compiler_options(),
+           "leaves": n_leaves, "repeats": args.repeats, "actions_per_s": {}, "vs_official": {}}
+    print(f"hardware: {out['hardware']}; jitted-call arguments: {n_leaves}; official: {ref_name}")
     for batch in (1, 256):
-        obs = np.asarray(jax.random.normal(jax.random.PRNGKey(1), (batch, OBS)))
+        obs = np.array(jax.random.normal(jax.random.PRNGKey(1), (batch, OBS)))  # writable, as a gym batch is
         obs_runs = obs[None]
         cases = {
-            "srpo eval (full state)": lambda: np.asarray(act_runs(stacked, obs_runs)),
-            "srpo eval (acting view)": lambda: np.asarray(act_runs(view, obs_runs)),
+            "srpo eval, full state, jax.jit": lambda: np.asarray(act_runs(stacked, obs_runs)),
+            "srpo eval, acting view, jax.jit": lambda: np.asarray(act_runs(view, obs_runs)),
+            "srpo eval, acting view, jit_act": lambda: np.asarray(act_runs_fused(view, obs_runs)),
             "srpo load_policy": lambda: np.asarray(srpo_act(obs)),
         }
         if batch == 1:
             cases["qvpo load_policy (best of 4)"] = lambda: np.asarray(qvpo_act(obs, k))
-        for name, fn in cases.items():
-            rate = batch / time_per_call(fn, min_seconds=args.seconds)
-            ref = OFFICIAL.get((name.split()[0], batch))
+        if official:
+            cases["official srpo"] = lambda: official(obs)
+        rates = {name: [] for name in cases}
+        for _ in range(args.repeats):
+            for name, fn in cases.items():
+                rates[name].append(batch / time_per_call(fn, min_seconds=args.seconds))
+        ref_srpo = float(np.median(rates["official srpo"])) if official else OFFICIAL[("srpo", batch)]
+        for name, r in rates.items():
+            rate = float(np.median(r))
+            ref = ref_srpo if name.startswith("srpo") else OFFICIAL.get(("qvpo", batch)) if "qvpo" in name else None
             out["actions_per_s"][f"{name} @ {batch}"] = rate
             if ref:
                 out["vs_official"][f"{name} @ {batch}"] = rate / ref
-            print(f"batch {batch:3d}  {name:30s} {rate:12,.0f} actions/s"
-                  + (f"   official {ref:10,.0f}   ratio {rate / ref:5.2f}" if ref else ""))
+            print(f"batch {batch:3d}  {name:34s} {rate:12,.0f} actions/s"
+                  + (f"   official {ref:10,.0f}   ratio {rate / ref:5.2f}" if ref else "")
+                  + "   (" + " ".join(f"{x:,.0f}" for x in r) + ")")
     if args.json:
         write_result(args.json, out)
 
