@@ -105,9 +105,10 @@ def main() -> None:
             for name, fn in cases.items():
                 rates[name].append(batch / time_per_call(fn, min_seconds=args.seconds))
         ref_srpo = float(np.median(rates["official srpo"])) if official else OFFICIAL[("srpo", batch)]
+        refs = {"srpo": ref_srpo, "qvpo": OFFICIAL.get(("qvpo", batch))}  # by the case name's first word
         for name, r in rates.items():
             rate = float(np.median(r))
-            ref = ref_srpo if name.startswith("srpo") else OFFICIAL.get(("qvpo", batch)) if "qvpo" in name else None
+            ref = refs.get(name.split()[0])
             out["actions_per_s"][f"{name} @ {batch}"] = rate
             if ref:
                 out["vs_official"][f"{name} @ {batch}"] = rate / ref

@@ -2,8 +2,9 @@
 
 On CPU, XLA 0.10 sends every matmul alone to YNNPACK (LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT) and runs the bias add and
 activation as separate loops. Asking it to fuse "dot + its elementwise epilogue" into one YNNPACK call
-(LIBRARY_FUSION_TYPE_DOT) makes SRPO's 2 x 256 policy at batch 256 ~1.25x faster on a 2-core AVX-512 CPU, with
-bit-identical actions (`tests/test_act_jit.py`; `benchmarks/bench_act.py`). Training programs keep the default:
+(LIBRARY_FUSION_TYPE_DOT) makes SRPO's 2 x 256 policy at batch 256 ~1.2x faster on a 2-core AVX-512 CPU. SRPO's
+ReLU policy gives bit-identical actions; nets whose tanh / Mish epilogue YNNPACK computes (QVPO, SAC) differ by at
+most 2 ulp (`tests/test_act_jit.py`; `benchmarks/bench_act.py`). Training programs keep the default:
 their backward matmuls were not checked bit for bit. Other backends get a plain jax.jit.
 """
 from __future__ import annotations
