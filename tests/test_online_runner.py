@@ -26,6 +26,7 @@ from jaxdiff.baselines import sac
 from jaxdiff.envs import bandit
 from jaxdiff.train import online, sweep
 from jaxdiff.train.checkpoint import Checkpointer
+from conftest import launcher_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -403,27 +404,27 @@ def test_sharded_runs_equal_unsharded_on_4_cpu_devices(tmp_path):
     assert res.returncode == 0 and "OK" in res.stdout, res.stdout[-2000:] + res.stderr[-3000:]
 
 
-LAUNCH_FLAGS = ["--env=bandit", "--algo=qvpo", "--total_steps=40", "--warmup_steps=20", "--eval_every=20",
-                "--eval_episodes=4", "--log_every=20", "--checkpoint_every=20", "--buffer_size=64", "--n_d=4",
-                "--k_b=2", "--k_t=1", "--k_eval=2", "--batch_size=8", "--diffusion_steps=3", "--actor_hidden=16",
-                "--critic_hidden=16,16", "--n_uniform=2", "--progress=false"]
+# the many-run check of test_jax_run_k_of_many... as flags: the launcher's programs come from the session's
+# compilation cache, and its runs must be those of run_jax
+LAUNCH_FLAGS = ["--env=bandit", "--algo=sac", "--batch_size=8", "--hidden=8,8", "--seed=3", "--num_seeds=2",
+                "--tau=0.005,0.05", "--total_steps=40", "--warmup_steps=10", "--eval_every=20", "--eval_episodes=4",
+                "--log_every=10", "--checkpoint_every=20", "--buffer_size=64", "--progress=false"]
 
 
 def _launch(*flags):
-    cmd = [sys.executable, os.path.join(ROOT, "experiments", "qvpo_online.py"), *LAUNCH_FLAGS, *flags]
-    return subprocess.run(cmd, env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True, text=True,
-                          timeout=600)
+    cmd = [sys.executable, os.path.join(ROOT, "experiments", "qvpo_online.py"), *flags]
+    return subprocess.run(cmd, env=launcher_env(), capture_output=True, text=True, timeout=600)
 
 
 def test_launcher_num_seeds_and_sweep(tmp_path):
     wd = tmp_path / "run"
-    p = _launch(f"--workdir={wd}", "--num_seeds=2", "--entropy_alpha=0.0,0.05")
+    p = _launch(*LAUNCH_FLAGS, f"--workdir={wd}")
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    assert "entropy_alpha=0.05: final eval" in p.stdout
+    assert "tau=0.05: final eval" in p.stdout
     recs = _records(wd)
     assert sorted({r["run"] for r in recs}) == [0, 1, 2, 3]
-    assert {(r["run"], r["seed"], r["entropy_alpha"]) for r in recs} == {(0, 0, 0.0), (1, 1, 0.0), (2, 0, 0.05),
-                                                                        (3, 1, 0.05)}
+    assert {(r["run"], r["seed"], r["tau"]) for r in recs} == {(0, 3, 0.005), (1, 4, 0.005), (2, 3, 0.05),
+                                                              (3, 4, 0.05)}
     summary = json.load(open(wd / "summary.json"))
     assert [g["runs"] for g in summary["groups"]] == [[0, 1], [2, 3]]
     assert len(summary["runs"]) == 4 and all("final_eval_return" in r for r in summary["runs"])
@@ -431,16 +432,22 @@ def test_launcher_num_seeds_and_sweep(tmp_path):
     for f in ("curves.png", "bandit_samples.png"):
         assert (wd / f).exists(), f
     assert sorted(os.listdir(wd / "checkpoints")) == ["20", "40"]
-    _, state, _ = jaxdiff.load_state(str(wd), seed=1, entropy_alpha=0.05)
-    assert float(state.hparams.entropy_alpha) == pytest.approx(0.05) and int(state.step) == 40 - 20 + 1
-    act = jaxdiff.load_policy(str(wd), seed=1, entropy_alpha=0.05)
+    # the runs of the API: run 3 (seed 4, tau 0.05) is the lone run_jax of test_jax_run_k_of_many... (same settings)
+    lone = online.run_jax(sac.make(dataclasses.replace(SAC_TINY, tau=0.05), 1, 2), bandit.make_bandit(),
+                          _mcfg(total_steps=40, eval_every=20, eval_episodes=4, checkpoint_every=20, seed=4),
+                          str(tmp_path / "lone"))
+    np.testing.assert_allclose(summary["runs"][3]["eval_curve"], lone["runs"][0]["eval_curve"], rtol=1e-5, atol=1e-6)
+    _, state, _ = jaxdiff.load_state(str(wd), seed=4, tau=0.05)
+    assert float(state.hparams.tau) == pytest.approx(0.05) and int(state.step) == 40 - 10 + 1
+    _assert_trees_close(state, _run(lone["final_state"].runner.agent))
+    act = jaxdiff.load_policy(str(wd), seed=4, tau=0.05)
     a = np.asarray(act(np.zeros((3, 1), np.float32), jax.random.PRNGKey(0)))
     assert a.shape == (3, 2) and np.all(np.abs(a) <= 1.0)
     _, s1, _ = jaxdiff.load_state(str(wd), run=1)
-    assert float(s1.hparams.entropy_alpha) == 0.0
+    assert float(s1.hparams.tau) == pytest.approx(0.005)
     with pytest.raises(ValueError, match="matches 2 runs"):
-        jaxdiff.load_policy(str(wd), seed=1)
+        jaxdiff.load_policy(str(wd), seed=4)
 
     # a list for a size is refused with a clear message, before anything trains
-    p = _launch(f"--workdir={tmp_path / 'bad'}", "--n_d=2,4")
+    p = _launch("--env=bandit", "--algo=qvpo", f"--workdir={tmp_path / 'bad'}", "--n_d=2,4")
     assert p.returncode != 0 and "cannot sweep n_d" in p.stderr + p.stdout
