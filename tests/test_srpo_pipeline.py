@@ -92,14 +92,15 @@ def test_toy_stages_reuse_and_determinism(tmp_path):
 @pytest.mark.slow
 def test_launcher_smoke(tmp_path):
     wd = tmp_path / "run"
-    res = launch("srpo_offline.py", "--behavior_steps=40", "--critic_steps=40", "--policy_steps=40", "--log_every=20",
-                  "--behavior_width=16", "--behavior_blocks=1", "--critic_width=16", "--policy_width=16",
-                  "--behavior_batch=32", f"--workdir={wd}", "--beta=0.2")
+    # the settings of test_toy_stages_reuse_and_determinism as flags: its compiled programs are in the cache
+    res = launch("srpo_offline.py", "--behavior_steps=60", "--critic_steps=40", "--policy_steps=40", "--log_every=20",
+                 "--checkpoint_every=20", "--eval_every=20", *[f"--{k}={v}" for k, v in TINY.items()],
+                 f"--workdir={wd}", "--beta=0.2")
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout[res.stdout.index("{"):])
     assert set(out["steps_per_s"]) == {"behavior", "critic", "policy"}
     summary = json.loads((wd / "summary.json").read_text())
-    assert summary["config"]["beta"] == 0.2 and summary["config"]["behavior_steps"] == 40
+    assert summary["config"]["beta"] == 0.2 and summary["config"]["behavior_steps"] == 60
     for f in ("metrics.jsonl", "config.json", "bandit.png", "curves_behavior.png", "curves_critic.png",
               "curves_policy.png"):
         assert (wd / f).exists(), f
