@@ -25,6 +25,16 @@ CASES = {  # module, tiny config, the params fields a learning rate moves
 
 
 
+def _donating_update(algo):
+    """The client's jitted update (donating the state): one compiled program per algorithm, shared by the tests
+    (jax caches it by function); callers pass states they no longer need, or copies."""
+    return jax.jit(algo.update, donate_argnums=0)
+
+
+def _copy(tree):
+    return jax.tree.map(jnp.copy, tree)
+
+
 def _assert_close(a, b, **tol):
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_allclose(x, y, **tol)
@@ -62,7 +72,7 @@ def test_eager_init_donates_into_jitted_update_same_as_without_jit(case):
     # the pure update without jit, on its own state: an eager update passes unchanged leaves (hparams) through,
     # so its output shares those buffers with its input and donating that input would delete them
     ref, ref_m = algo.update(algo.init(jax.random.PRNGKey(0)), batch, key)
-    update = jax.jit(algo.update, donate_argnums=0)
+    update = _donating_update(algo)
     new, m = update(state, batch, key)
     # donated: the caller's buffers went to the update. (The optimizer states' own copy of the learning rate is
     # not read, being overwritten from hparams each step, so jit prunes that input and leaves it alive.)
@@ -87,7 +97,7 @@ def test_vmap_over_stacked_states_and_scan_over_updates(case):
     vs, vm = jax.jit(jax.vmap(algo.update, in_axes=(0, None, 0)))(states, batch, keys)
     assert vm["critic_loss"].shape == (2,) and bool(jnp.all(jnp.isfinite(vm["critic_loss"])))
     for i in range(2):
-        single, _ = jax.jit(algo.update)(jax.tree.map(lambda x, i=i: x[i], states), batch, keys[i])
+        single, _ = _donating_update(algo)(jax.tree.map(lambda x, i=i: x[i], states), batch, keys[i])
         _assert_close(single, jax.tree.map(lambda x, i=i: x[i], vs), rtol=2e-4, atol=1e-6)
 
     # three updates under lax.scan equal three jitted calls
@@ -100,7 +110,7 @@ def test_vmap_over_stacked_states_and_scan_over_updates(case):
 
     scanned, ms = jax.jit(lambda s: jax.lax.scan(body, s, (batches, ks)))(state)
     assert int(scanned.step) == 3 and ms["critic_loss"].shape == (3,)
-    step = jax.jit(algo.update)
+    step = _donating_update(algo)
     for t in range(3):
         state, _ = step(state, jax.tree.map(lambda x, t=t: x[t], batches), ks[t])
     _assert_close(scanned, state, rtol=2e-4, atol=1e-6)
@@ -112,11 +122,11 @@ def test_learning_rates_are_read_from_hparams(case):
     batch, key = random_batch(jax.random.PRNGKey(1), algo.batch_rows, OBS, ACT), jax.random.PRNGKey(2)
     lrs = [n for n in hparams_lib.hparam_names(state) if n.endswith("_lr")]
     frozen = hparams_lib.set_hparams(state, {n: 0.0 for n in lrs})
-    new, _ = jax.jit(algo.update)(frozen, batch, key)
+    new, _ = _donating_update(algo)(_copy(frozen), batch, key)  # frozen shares the params buffers of state
     for field in moved:  # a zero learning rate leaves every trained parameter exactly where it was
         for a, b in zip(jax.tree.leaves(getattr(state, field)), jax.tree.leaves(getattr(new, field)), strict=True):
             np.testing.assert_array_equal(a, b)
-    moving, _ = jax.jit(algo.update)(state, batch, key)
+    moving, _ = _donating_update(algo)(_copy(state), batch, key)
     for field in moved:
         assert any(not np.array_equal(a, b) for a, b in
                    zip(jax.tree.leaves(getattr(state, field)), jax.tree.leaves(getattr(moving, field))))
