@@ -44,8 +44,13 @@ def _states(cfg=CFG, seed=0):
 
 
 def _variant(fn, use_jit):
-    """Run a pure function jitted or eagerly (op by op): both must work and agree."""
-    return jax.jit(fn) if use_jit else fn
+    """Run a pure update jitted or eagerly (op by op): both must work and agree. Jitted, it is the donating
+    update of test_every_update_with_and_without_jit_and_donated (one compiled program), given a copy of the
+    state (the cached states of _states() must survive)."""
+    if not use_jit:
+        return fn
+    jitted = jax.jit(fn, donate_argnums=0)
+    return lambda state, *args: jitted(jax.tree.map(jnp.copy, state), *args)
 
 
 JIT = pytest.mark.parametrize("use_jit", [True, False], ids=["jit", "nojit"])
