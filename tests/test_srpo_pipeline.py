@@ -70,8 +70,8 @@ def test_mujoco_all_stages_eval_and_resume(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_toy_stages_reuse_and_determinism(tmp_path):
     cfg = srpo.configure("bandit-imbalanced", behavior_steps=60, critic_steps=40, policy_steps=40, **TINY)
-    base = dict(env="bandit-imbalanced", log_every=20, checkpoint_every=20, eval_every=20, progress_bar=False,
-                plots=False)
+    base = dict(env="bandit-imbalanced", log_every=20, checkpoint_every=0, eval_every=20, progress_bar=False,
+                plots=False)  # checkpoints at each stage's end only: what stage reuse needs
     wd = str(tmp_path / "staged")
     with pytest.raises(ValueError, match="needs a finished behavior stage.*--stage=behavior first"):
         srpo.run(srpo.RunConfig(workdir=wd, stage="policy", **base), cfg)
@@ -94,7 +94,7 @@ def test_launcher_smoke(tmp_path):
     wd = tmp_path / "run"
     # the settings of test_toy_stages_reuse_and_determinism as flags: its compiled programs are in the cache
     res = launch("srpo_offline.py", "--behavior_steps=60", "--critic_steps=40", "--policy_steps=40", "--log_every=20",
-                 "--checkpoint_every=20", "--eval_every=20", *[f"--{k}={v}" for k, v in TINY.items()],
+                 "--checkpoint_every=0", "--eval_every=20", *[f"--{k}={v}" for k, v in TINY.items()],
                  f"--workdir={wd}", "--beta=0.2")
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout[res.stdout.index("{"):])
