@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import launcher_env
 
 from jaxdiff.data import collect
 
@@ -69,7 +70,7 @@ def test_collect_launcher_trains_once_and_writes_every_quality(tmp_path, minari_
     import minari
 
     agent_dir = tmp_path / "agent"
-    env = dict(os.environ, MINARI_DATASETS_PATH=str(minari_path), JAX_PLATFORMS="cpu")
+    env = launcher_env(MINARI_DATASETS_PATH=str(minari_path))
     common = ["--env=Pendulum-v1", "--train_steps=600", "--warmup_steps=200", "--eval_every=200",
               "--eval_episodes=2", "--num_transitions=250", f"--agent_workdir={agent_dir}"]
 

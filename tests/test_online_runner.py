@@ -398,7 +398,7 @@ SHARDED = textwrap.dedent("""
 
 
 def test_sharded_runs_equal_unsharded_on_4_cpu_devices(tmp_path):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    env = launcher_env(XLA_FLAGS="--xla_force_host_platform_device_count=4")
     res = subprocess.run([sys.executable, "-c", SHARDED.replace("{tmp}", str(tmp_path))], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0 and "OK" in res.stdout, res.stdout[-2000:] + res.stderr[-3000:]

@@ -1,8 +1,8 @@
 """Launcher smoke run: QVPO on Hopper-v5 for a few hundred steps (tiny n_d and nets), then damage its newest
 checkpoint and resume it (from the older one, saying so in one line).
 
-Runs experiments/qvpo_online.py in subprocesses, exactly as a user would; the two processes share a persistent
-XLA compilation cache so the resumed run does not compile again.
+Runs experiments/qvpo_online.py in subprocesses, exactly as a user would; they use the test session's persistent
+XLA compilation cache (tests/conftest.py), so the resumed run does not compile again.
 """
 import json
 import math
@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import launcher_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_FLAGS = [
@@ -22,9 +23,8 @@ TINY_FLAGS = [
 ]
 
 
-def _launch(workdir, cache, *extra):
-    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0", JAX_PLATFORMS="cpu")
+def _launch(workdir, *extra):
+    env = launcher_env()
     cmd = [sys.executable, os.path.join(ROOT, "experiments", "qvpo_online.py"), f"--workdir={workdir}", *TINY_FLAGS,
            *extra]
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
@@ -36,8 +36,8 @@ def _launch(workdir, cache, *extra):
 
 @pytest.mark.slow
 def test_hopper_smoke_and_resume(tmp_path):
-    wd, cache = tmp_path / "run", tmp_path / "xla_cache"
-    out, _ = _launch(wd, cache, "--total_steps=300")
+    wd = tmp_path / "run"
+    out, _ = _launch(wd, "--total_steps=300")
     line = next(ln for ln in out.splitlines() if ln.startswith("summary: "))
     assert json.loads(line[len("summary: "):])["env_steps"] == 300  # the printed summary is JSON
     recs = [json.loads(x) for x in open(wd / "metrics.jsonl")]
@@ -57,7 +57,7 @@ def test_hopper_smoke_and_resume(tmp_path):
             if r.endswith(os.sep + "d")]
     with open(data[0], "r+b") as f:
         f.truncate(10)
-    out, err = _launch(wd, cache, "--total_steps=450", "--resume")
+    out, err = _launch(wd, "--total_steps=450", "--resume")
     assert "resuming from step 150 of" in out
     assert len([ln for ln in err.splitlines() if "skipping checkpoint step 300" in ln and "truncated" in ln]) == 1
     summary = json.load(open(wd / "summary.json"))

@@ -8,7 +8,6 @@ import pytest
 from conftest import random_batch
 
 from jaxdiff import nets, qvpo
-from jaxdiff.train.hparams import set_hparams
 
 TINY = qvpo.QVPOConfig(batch_size=8, n_d=4, k_b=2, k_t=2, k_eval=3, diffusion_steps=3, actor_hidden=16,
                        actor_layers=2, critic_hidden=(16, 16), n_uniform=2)

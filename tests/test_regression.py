@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import launcher_env
 from flax import traverse_util
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -322,8 +323,7 @@ def run_driver(name: str, tmp: str) -> dict:
         args = [*args, f"--workdir={workdir}"]
     else:
         workdir = os.path.join(tmp, "runs", "srpo_bandit-imbalanced_0")  # the launcher's default --workdir
-    env = dict(os.environ, JAX_PLATFORMS="cpu",
-               PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    env = launcher_env()
     res = subprocess.run([sys.executable, os.path.join(ROOT, "experiments", script), *args], cwd=tmp, env=env,
                          capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]

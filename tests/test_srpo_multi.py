@@ -15,7 +15,7 @@ import textwrap
 import jax
 import numpy as np
 import pytest
-from conftest import kill_after_save, launch
+from conftest import kill_after_save, launch, launcher_env
 
 from jaxdiff import srpo
 from jaxdiff.srpo import stages
@@ -190,7 +190,7 @@ _SHARDED = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def four_devices(runs):
     tmp = runs[0]
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    env = launcher_env(XLA_FLAGS="--xla_force_host_platform_device_count=4")
     res = subprocess.run([sys.executable, "-c", _SHARDED, str(tmp)], env=env, cwd=ROOT, capture_output=True,
                          text=True, timeout=600)
     assert res.returncode == 0 and "RESULT" in res.stdout, res.stderr[-3000:]

@@ -277,34 +277,6 @@ def test_learning_rate_is_a_vmappable_leaf():
     assert not np.allclose(jax.tree.leaves(out)[0][1], jax.tree.leaves(b.params)[0])
 
 
-def test_readme_example_vmaps_updates_over_seeds():
-    """The README-style library use: Algorithms vmapped over seeds, one compiled call, hparams leaves swept."""
-    import jax
-    import jax.numpy as jnp
-
-    from jaxdiff import srpo
-
-    ds = srpo.load_dataset("bandit-imbalanced")  # or "hopper-medium", any local Minari id
-    data = jax.device_put(ds.data)  # whole dataset on the device
-    cfg = srpo.configure("bandit-imbalanced", critic_width=32)
-    algos = srpo.make(cfg, ds.obs_dim, ds.action_dim)
-
-    def train_critic(key):  # pure: init + 100 IQL updates (batches drawn inside) in one lax.scan
-        k_init, k_train = jax.random.split(key)
-        return srpo.chunk(algos.critic, algos.critic.init(k_init), data, k_train, 100)
-
-    seeds = jax.random.split(jax.random.PRNGKey(0), 4)
-    critics, metrics = jax.jit(jax.vmap(train_critic))(seeds)  # 4 seeds, one compiled call
-
-    update = jax.jit(jax.vmap(algos.critic.update, in_axes=(0, None, 0)))
-    batch = srpo.sample_batch(data, jax.random.PRNGKey(1), cfg.critic_batch)
-    critics, m = update(critics, batch, seeds)
-    # Hyperparameters are leaves of state.hparams: a sweep over expectiles is the same vmap.
-    critics, m = update(critics.replace(hparams={**critics.hparams, "tau": jnp.array([0.6, 0.7, 0.8, 0.9])}),
-                        batch, seeds)
-    assert metrics["q_loss"].shape == (4,) and m["v_loss"].shape == (4,) and critics.step.tolist() == [102] * 4
-
-
 # ------------------------------------------------------------------------------------------------ Algorithm contract
 @pytest.mark.parametrize("name", ["behavior", "critic", "policy", "bc", "awr"])
 def test_every_update_with_and_without_jit_and_donated(name, use_jit=True):

@@ -7,6 +7,7 @@ import textwrap
 import jax
 import numpy as np
 import pytest
+from conftest import launcher_env
 
 from jaxdiff.train import sweep
 
@@ -61,6 +62,6 @@ def test_sharded_vmapped_chunk_equals_unsharded_on_4_devices():
         np.testing.assert_allclose(np.asarray(out)[4], single, rtol=1e-5, atol=1e-6)
         print("OK")
     """)
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    env = launcher_env(XLA_FLAGS="--xla_force_host_platform_device_count=4")
     res = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and "OK" in res.stdout, res.stderr[-3000:]

@@ -22,7 +22,6 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxdiff import saving
-from jaxdiff.srpo import plan as plan_lib
 from jaxdiff.srpo import stages, train
 from jaxdiff.train import sweep
 from jaxdiff.train.checkpoint import Checkpointer
