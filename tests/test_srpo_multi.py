@@ -154,7 +154,7 @@ _SHARDED = textwrap.dedent("""
     sys.path.insert(0, "tests")
     from test_srpo_multi import BETAS, _cfg, _run_cfg
     from jaxdiff import srpo
-    from jaxdiff.srpo import driver, stages, train
+    from jaxdiff.srpo import driver, train
     from jaxdiff.train import sweep
     assert len(jax.devices()) == 4, jax.devices()
     out_dir = sys.argv[1]
