@@ -35,6 +35,17 @@ def pytest_unconfigure(config):
         shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
+# Tiny SRPO network and batch sizes shared by the SRPO driver tests (test_srpo_multi, test_srpo_pipeline): what
+# they check is bookkeeping and equality, and equal sizes let their programs come from the compilation cache.
+SRPO_TINY = dict(behavior_width=16, behavior_blocks=1, behavior_batch=32, critic_width=16, critic_batch=32,
+                 policy_width=16, policy_batch=32)
+
+
+def srpo_tiny_flags() -> list[str]:
+    """SRPO_TINY as srpo_offline.py flags."""
+    return [f"--{k}={v}" for k, v in SRPO_TINY.items()]
+
+
 def launcher_env(**extra: str) -> dict:
     """The environment of a launcher subprocess: CPU JAX, this checkout first on the import path."""
     path = os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import launcher_env
 
 import jaxdiff
 from jaxdiff import qvpo
@@ -26,7 +27,6 @@ from jaxdiff.baselines import sac
 from jaxdiff.envs import bandit
 from jaxdiff.train import online, sweep
 from jaxdiff.train.checkpoint import Checkpointer
-from conftest import launcher_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -300,18 +300,27 @@ def test_gym_run_k_of_many_equals_its_lone_run_and_sweep_applies(tmp_path):
         online.load_agent_state(str(tmp_path / "multi"), algo, seed=6)
 
 
-def test_jax_run_k_of_many_equals_its_lone_run_and_sweep_applies(tmp_path):
+# The pure-JAX many-run check: SAC on the bandit, 2 seeds (3, 4) x tau in {0.005, 0.05}; the launcher test runs
+# the same settings as flags (LAUNCH_FLAGS), so its programs come from the session's compilation cache.
+JAX_MANY = dict(total_steps=40, eval_every=20, eval_episodes=4, checkpoint_every=20)
+
+
+@pytest.fixture(scope="module")
+def lone_sac_jax(tmp_path_factory):
+    """run_jax of run 3 of that grid alone (seed 4, tau 0.05): the reference of both tests."""
+    single = sac.make(dataclasses.replace(SAC_TINY, tau=0.05), 1, 2)
+    return online.run_jax(single, bandit.make_bandit(), _mcfg(seed=4, **JAX_MANY),
+                          str(tmp_path_factory.mktemp("lone_sac_jax")))
+
+
+def test_jax_run_k_of_many_equals_its_lone_run_and_sweep_applies(tmp_path, lone_sac_jax):
     """SAC on the bandit (pure JAX), 2 seeds x tau in {0.005, 0.05}: run 3 (seed 4, tau 0.05) equals
     run_jax(seed 4, tau 0.05) although the algorithm was made with tau 0.005."""
-    env = bandit.make_bandit()
     algo = sac.make(SAC_TINY, 1, 2)
-    cfg = _mcfg(total_steps=40, eval_every=20, eval_episodes=4, checkpoint_every=20)
     pts = sweep.grid(2, base_seed=3, tau=[0.005, 0.05])
-    m = online.run_jax(algo, env, cfg, str(tmp_path / "multi"), pts, env_name="bandit")
+    m = online.run_jax(algo, bandit.make_bandit(), _mcfg(**JAX_MANY), str(tmp_path / "multi"), pts, env_name="bandit")
     np.testing.assert_allclose(np.asarray(m["final_state"].runner.agent.hparams.tau), [0.005, 0.005, 0.05, 0.05])
-    k = 3
-    single = sac.make(dataclasses.replace(SAC_TINY, tau=0.05), 1, 2)
-    s = online.run_jax(single, env, dataclasses.replace(cfg, seed=4), str(tmp_path / "single"))
+    k, s = 3, lone_sac_jax
     _assert_trees_close(_run(m["final_state"], k), _run(s["final_state"]))
     np.testing.assert_allclose(m["runs"][k]["eval_curve"], s["runs"][0]["eval_curve"], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(np.asarray(s["final_state"].runner.agent.step), [40 - 10 + 1])
@@ -404,8 +413,7 @@ def test_sharded_runs_equal_unsharded_on_4_cpu_devices(tmp_path):
     assert res.returncode == 0 and "OK" in res.stdout, res.stdout[-2000:] + res.stderr[-3000:]
 
 
-# the many-run check of test_jax_run_k_of_many... as flags: the launcher's programs come from the session's
-# compilation cache, and its runs must be those of run_jax
+# the grid and JAX_MANY settings of test_jax_run_k_of_many... as flags: its runs must be those of run_jax
 LAUNCH_FLAGS = ["--env=bandit", "--algo=sac", "--batch_size=8", "--hidden=8,8", "--seed=3", "--num_seeds=2",
                 "--tau=0.005,0.05", "--total_steps=40", "--warmup_steps=10", "--eval_every=20", "--eval_episodes=4",
                 "--log_every=10", "--checkpoint_every=20", "--buffer_size=64", "--progress=false"]
@@ -416,7 +424,7 @@ def _launch(*flags):
     return subprocess.run(cmd, env=launcher_env(), capture_output=True, text=True, timeout=600)
 
 
-def test_launcher_num_seeds_and_sweep(tmp_path):
+def test_launcher_num_seeds_and_sweep(tmp_path, lone_sac_jax):
     wd = tmp_path / "run"
     p = _launch(*LAUNCH_FLAGS, f"--workdir={wd}")
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
@@ -432,10 +440,8 @@ def test_launcher_num_seeds_and_sweep(tmp_path):
     for f in ("curves.png", "bandit_samples.png"):
         assert (wd / f).exists(), f
     assert sorted(os.listdir(wd / "checkpoints")) == ["20", "40"]
-    # the runs of the API: run 3 (seed 4, tau 0.05) is the lone run_jax of test_jax_run_k_of_many... (same settings)
-    lone = online.run_jax(sac.make(dataclasses.replace(SAC_TINY, tau=0.05), 1, 2), bandit.make_bandit(),
-                          _mcfg(total_steps=40, eval_every=20, eval_episodes=4, checkpoint_every=20, seed=4),
-                          str(tmp_path / "lone"))
+    # the runs of the API: run 3 (seed 4, tau 0.05) is the lone run_jax
+    lone = lone_sac_jax
     np.testing.assert_allclose(summary["runs"][3]["eval_curve"], lone["runs"][0]["eval_curve"], rtol=1e-5, atol=1e-6)
     _, state, _ = jaxdiff.load_state(str(wd), seed=4, tau=0.05)
     assert float(state.hparams.tau) == pytest.approx(0.05) and int(state.step) == 40 - 10 + 1

@@ -15,7 +15,7 @@ import textwrap
 import jax
 import numpy as np
 import pytest
-from conftest import kill_after_save, launch, launcher_env
+from conftest import SRPO_TINY as TINY, kill_after_save, launch, launcher_env, srpo_tiny_flags
 
 from jaxdiff import srpo
 from jaxdiff.srpo import stages
@@ -23,8 +23,6 @@ from jaxdiff.train import hparams as hparams_lib
 from jaxdiff.train import sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = dict(behavior_width=16, behavior_blocks=1, behavior_batch=32, critic_width=16, critic_batch=32,
-            policy_width=16, policy_batch=32)
 BETAS = [0.01, 30.0]
 
 
@@ -260,10 +258,9 @@ def test_launcher_num_seeds_and_beta_list(runs, tmp_path):
     settings as flags, so its compiled programs come from the session's compilation cache)."""
     _, points, m, _ = runs
     wd = tmp_path / "run"
-    flags = [f"--{k}={v}" for k, v in TINY.items()]
     res = launch("srpo_offline.py", "--env=bandit-imbalanced", "--num_seeds=2", "--beta=" + ",".join(map(str, BETAS)),
                  "--behavior_steps=60", "--critic_steps=50", "--policy_steps=60", "--policy_lr=3e-3",
-                 "--log_every=20", "--checkpoint_every=0", "--eval_every=0", *flags, f"--workdir={wd}")
+                 "--log_every=20", "--checkpoint_every=0", "--eval_every=0", *srpo_tiny_flags(), f"--workdir={wd}")
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout[res.stdout.index("{"):])
     assert out["num_runs"] == 4 and out["sweep"] == {"beta": BETAS} and len(out["groups"]) == 2

@@ -9,13 +9,11 @@ import jax
 import numpy as np
 import pytest
 from test_minari_data import make_tiny_dataset
-from conftest import kill_after_save, launch
+from conftest import SRPO_TINY as TINY, kill_after_save, launch, srpo_tiny_flags
 
 from jaxdiff import srpo
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = dict(behavior_width=16, behavior_blocks=1, behavior_batch=32, critic_width=16, critic_batch=32,
-            policy_width=16, policy_batch=32)
 
 
 def _strip(summary: dict) -> dict:
@@ -94,7 +92,7 @@ def test_launcher_smoke(tmp_path):
     wd = tmp_path / "run"
     # the settings of test_toy_stages_reuse_and_determinism as flags: its compiled programs are in the cache
     res = launch("srpo_offline.py", "--behavior_steps=60", "--critic_steps=40", "--policy_steps=40", "--log_every=20",
-                 "--checkpoint_every=0", "--eval_every=20", *[f"--{k}={v}" for k, v in TINY.items()],
+                 "--checkpoint_every=0", "--eval_every=20", *srpo_tiny_flags(),
                  f"--workdir={wd}", "--beta=0.2")
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout[res.stdout.index("{"):])
