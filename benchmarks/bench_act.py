@@ -1,6 +1,7 @@
 """Acting speed of every act path, beside the official PyTorch code (issue 12).
 
   python benchmarks/bench_act.py [--seconds=0.7] [--repeats=4] [--json=results/bench_act_cpu.json]
+  python benchmarks/bench_act.py --sync_dispatch --json=results/bench_act_cpu_sync.json
 
 Hopper shapes (obs 11, action 3), paper sizes (SRPO policy 2 x 256 ReLU; QVPO actor 3 x 256 Mish, T 20, best of 4
 by the 3 x 256 twin critic), batch 1 and 256, actions per second after compilation, numpy in and numpy out:
@@ -15,6 +16,8 @@ same round-robin (Dirac_Policy = Linear-ReLU-Linear-ReLU-Linear-Tanh at the same
 `no_grad`, `.detach().cpu().numpy()`, as the official pallaral_simple_eval_policy does; torch's default threads).
 Without torch, the fixed figures of issue 12's table are used (OFFICIAL: this machine kind, 2026-11). Every case is
 timed `--repeats` times round-robin and the median is reported. Nothing else may run on the cores meanwhile.
+--sync_dispatch runs every JAX call inline in the calling thread (`jax_cpu_enable_async_dispatch=False`, set before
+the CPU backend starts): what a process that only acts should use on CPU (README, "Acting").
 """
 from __future__ import annotations
 
@@ -63,7 +66,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=0.7, help="minimum timing per case and repeat")
     ap.add_argument("--repeats", type=int, default=4, help="round-robin repeats (the median is reported)")
     ap.add_argument("--json", default=None, help="also write the figures here")
+    ap.add_argument("--sync_dispatch", action="store_true",
+                    help="jax_cpu_enable_async_dispatch=False: JAX calls run inline in the calling thread (CPU only)")
     args = ap.parse_args()
+    jax.config.update("jax_cpu_enable_async_dispatch", not args.sync_dispatch)  # before the backend starts
 
     algos = srpo.make(srpo.SRPOConfig(), OBS, ACT)
     k = jax.random.PRNGKey(0)
@@ -85,8 +91,10 @@ def main() -> None:
     ref_name = (f"official SRPO act, timed here (torch {official.version}, {official.threads} threads)"
                 if official else "issue 12's table (fixed figures)")
     out = {"hardware": hardware(), "official_reference": ref_name, "jit_act_options": act_compiler_options(),
+           "cpu_dispatch": "sync" if args.sync_dispatch else "async (JAX's default)",
            "leaves": n_leaves, "repeats": args.repeats, "actions_per_s": {}, "vs_official": {}}
-    print(f"hardware: {out['hardware']}; jitted-call arguments: {n_leaves}; official: {ref_name}")
+    print(f"hardware: {out['hardware']}; jitted-call arguments: {n_leaves}; official: {ref_name}; "
+          f"CPU dispatch: {out['cpu_dispatch']}")
     for batch in (1, 256):
         obs = np.array(jax.random.normal(jax.random.PRNGKey(1), (batch, OBS)))  # writable, as a gym batch is
         obs_runs = obs[None]

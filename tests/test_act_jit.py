@@ -3,11 +3,17 @@ jax.jit gives, and other nets (tanh / Mish epilogues computed by YNNPACK) the sa
 from __future__ import annotations
 
 import functools
+import inspect
+import subprocess
+import sys
+import time
 
 import jax
 import numpy as np
 import pytest
 
+import jaxdiff
+from conftest import launcher_env
 from jaxdiff import qvpo, srpo
 from jaxdiff.act_jit import act_compiler_options, jit_act
 from jaxdiff.baselines import sac
@@ -69,3 +75,50 @@ def test_same_actions_over_stacked_runs():
     got, want = np.asarray(jit_act(fn)(states, obs)), np.asarray(jax.jit(fn)(states, obs))
     np.testing.assert_array_equal(got, want)
     assert not np.array_equal(got[0], got[1])
+
+
+
+def main_thread_share(act, obs, calls=20):
+    """CPU time of the calling thread / CPU time of the whole process over `calls` acts: near 0 when XLA runs the
+    program on its own threads (JAX's default async dispatch on CPU), a large share when the caller runs it inline."""
+    np.asarray(act(obs))
+    t, p = time.thread_time(), time.process_time()
+    for _ in range(calls):
+        np.asarray(act(obs))
+    return (time.thread_time() - t) / max(time.process_time() - p, 1e-9)
+
+
+_INLINE_ACT = """
+import sys, time
+import jax
+jax.config.update("jax_cpu_enable_async_dispatch", False)  # README "Acting": first thing in a process that only acts
+import numpy as np
+import jaxdiff
+act = jaxdiff.load_policy(sys.argv[1])
+obs = np.load(sys.argv[2])
+np.save(sys.argv[3], np.asarray(act(obs)))
+np.save(sys.argv[4], np.asarray(act(obs[0])))
+{share}
+print(main_thread_share(act, obs))
+"""
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="async dispatch is a CPU client setting")
+def test_inline_dispatch_recipe_runs_acting_in_the_callers_thread_with_the_same_actions(tmp_path):
+    # README "Acting": jax_cpu_enable_async_dispatch=False makes load_policy's act run inline (measured 2-3x faster
+    # at batch 1, BUILD_NOTES). Checked in a fresh process (the setting only counts before JAX's backend starts):
+    # same actions as this process's default dispatch, and the work now runs on the calling thread (control: here).
+    policy, state = _srpo_policy()
+    jaxdiff.save(str(tmp_path / "srpo"), policy, state)
+    act = jaxdiff.load_policy(str(tmp_path / "srpo"))
+    obs = np.asarray(jax.random.normal(jax.random.PRNGKey(5), (1024, OBS)))  # calls long enough that dispatch is noise
+    np.save(tmp_path / "obs.npy", obs)
+    script = _INLINE_ACT.format(share=inspect.getsource(main_thread_share))
+    out = [str(tmp_path / f) for f in ("batch.npy", "one.npy")]
+    res = subprocess.run([sys.executable, "-c", script, str(tmp_path / "srpo"), str(tmp_path / "obs.npy"), *out],
+                         env=launcher_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    np.testing.assert_array_equal(np.load(out[0]), np.asarray(act(obs)))
+    np.testing.assert_array_equal(np.load(out[1]), np.asarray(act(obs[0])))
+    inline, default = float(res.stdout.split()[-1]), main_thread_share(act, obs)
+    assert inline > 0.3 and default < 0.15, (inline, default)  # measured ~0.5 vs ~0.05
