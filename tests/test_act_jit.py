@@ -77,7 +77,6 @@ def test_same_actions_over_stacked_runs():
     assert not np.array_equal(got[0], got[1])
 
 
-
 def main_thread_share(act, obs, calls=20):
     """CPU time of the calling thread / CPU time of the whole process over `calls` acts: near 0 when XLA runs the
     program on its own threads (JAX's default async dispatch on CPU), a large share when the caller runs it inline."""
@@ -88,6 +87,7 @@ def main_thread_share(act, obs, calls=20):
     return (time.thread_time() - t) / max(time.process_time() - p, 1e-9)
 
 
+# main_thread_share goes in as source: importing this module would start JAX's backend (the skipif below)
 _INLINE_ACT = """
 import sys, time
 import jax
